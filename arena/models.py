@@ -1,0 +1,156 @@
+"""Models, prompts and battles: what is compared, on what, and what each side answered."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.core.validators import MinValueValidator
+from django.db import models
+
+
+def public_code() -> str:
+    """Random public id for URLs and websocket groups; integer pks never leave the server."""
+    return secrets.token_urlsafe(12)
+
+
+class Modality(models.TextChoices):
+    TEXT = "text", "Text"
+    IMAGE = "image", "Image"
+    THREE_D = "3d", "3D"
+
+
+class ModelEntry(models.Model):
+    slug = models.SlugField(max_length=100, unique=True)
+    display_name = models.CharField(max_length=200)
+    organization = models.CharField(max_length=200, blank=True)
+    license = models.CharField(max_length=100, blank=True)
+    modality = models.CharField(max_length=10, choices=Modality.choices, default=Modality.TEXT, db_index=True)
+    backend_kind = models.CharField(max_length=40)
+    backend_config = models.JSONField(default=dict, blank=True)
+    queue = models.CharField(
+        max_length=100, blank=True, help_text="Celery queue for this model's generations; blank = gen-<modality>."
+    )
+    weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
+    active = models.BooleanField(default=True)
+    released = models.BooleanField(default=True, help_text="Two unreleased models are never paired together.")
+    battle_targets = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="targeted_by",
+        help_text="Rivals this model is preferentially paired with.",
+    )
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    outage_since = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["modality", "slug"]
+        verbose_name = "model"
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def is_demo(self) -> bool:
+        return self.backend_kind == "demo"
+
+    @property
+    def in_outage(self) -> bool:
+        return self.outage_since is not None
+
+    def generation_queue(self) -> str:
+        return self.queue or f"gen-{self.modality}"
+
+
+class PromptSet(models.Model):
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    modality = models.CharField(max_length=10, choices=Modality.choices, default=Modality.TEXT)
+    description = models.TextField(blank=True)
+    active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Prompt(models.Model):
+    class Status(models.TextChoices):
+        APPROVED = "approved"
+        PENDING = "pending"
+        BLOCKED = "blocked"
+
+    prompt_set = models.ForeignKey(PromptSet, null=True, blank=True, on_delete=models.PROTECT, related_name="prompts")
+    text = models.TextField()
+    modality = models.CharField(max_length=10, choices=Modality.choices, default=Modality.TEXT)
+    language = models.CharField(max_length=16, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.APPROVED, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class Battle(models.Model):
+    class Status(models.TextChoices):
+        GENERATING = "generating"
+        READY = "ready"  # both sides of the last turn are done: the voter may vote or continue
+        FAILED = "failed"
+        VOTED = "voted"
+
+    code = models.CharField(max_length=32, unique=True, default=public_code, editable=False)
+    modality = models.CharField(max_length=10, choices=Modality.choices, default=Modality.TEXT)
+    voter = models.ForeignKey("voting.Voter", on_delete=models.PROTECT, related_name="battles")
+    model_a = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+")
+    model_b = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+")
+    prompt = models.ForeignKey(Prompt, null=True, blank=True, on_delete=models.SET_NULL, related_name="battles")
+    # The user's messages, one per turn; each side's answers are its Generation rows.
+    conversation = models.JSONField(default=list)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.GENERATING, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # When both sides of the latest turn finished: time-to-vote is measured from here.
+    ready_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["voter", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def turn_count(self) -> int:
+        return len(self.conversation)
+
+
+class Generation(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    class Side(models.TextChoices):
+        A = "a", "A"
+        B = "b", "B"
+
+    battle = models.ForeignKey(Battle, on_delete=models.CASCADE, related_name="generations")
+    turn = models.PositiveSmallIntegerField()
+    side = models.CharField(max_length=1, choices=Side.choices)
+    model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="generations")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    output = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    first_chunk_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["battle_id", "turn", "side"]
+        constraints = [models.UniqueConstraint(fields=["battle", "turn", "side"], name="one_generation_per_side")]
+
+    def __str__(self) -> str:
+        return f"{self.battle_id}/{self.turn}/{self.side}"

@@ -1,0 +1,88 @@
+"""Writes for voters and votes."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from arena.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from arena.models import Battle, ModelEntry
+from voting.identity import network_of, salted_hash
+from voting.leak import leak_find, leak_terms
+from voting.models import Vote, Voter
+
+
+def voter_create(*, session_key: str, ip: str | None, user_id: int | None = None) -> Voter:
+    return Voter.objects.create(
+        session_hash=salted_hash(f"session:{session_key}"),
+        ip_hash=salted_hash(f"ip:{ip}") if ip else "",
+        network_hash=salted_hash(f"net:{network_of(ip)}") if ip else "",
+        raw_ip=ip if ip and settings.ARENA_STORE_RAW_IP else None,
+        user_id=user_id,
+    )
+
+
+def voter_resolve(*, voter_id: int | None, session_key: str, ip: str | None, user_id: int | None) -> Voter:
+    """The session's voter; a signed-in user keeps one voter across sessions and devices."""
+    if user_id is not None:
+        voter = Voter.objects.filter(user_id=user_id).first()
+        if voter is not None:
+            return voter
+    if voter_id is not None:
+        voter = Voter.objects.filter(id=voter_id).first()
+        if voter is not None and (voter.user_id is None or voter.user_id == user_id):
+            if user_id is not None and voter.user_id is None:
+                voter.user_id = user_id
+                voter.save(update_fields=["user", "last_seen_at"])
+            return voter
+    return voter_create(session_key=session_key, ip=ip, user_id=user_id)
+
+
+def _identity_terms() -> list[str]:
+    names: list[str] = []
+    for slug, name, org, config in ModelEntry.objects.values_list("slug", "display_name", "organization",
+                                                                   "backend_config"):
+        names += [slug, name, org]
+        if isinstance(config, dict):
+            names.append(str(config.get("model", "")))
+            aliases = config.get("aliases", [])
+            names += [a for a in aliases if isinstance(a, str)] if isinstance(aliases, list) else []
+    return leak_terms(names)
+
+
+def vote_cast(*, code: str, voter: Voter, choice: object) -> Vote:
+    """Record the one vote on a battle. Locks the battle row (select_for_update) for the checks and write."""
+    if choice not in Vote.Choice.values:
+        raise InvalidInput(f"Unknown choice {choice!r}; expected one of {', '.join(Vote.Choice.values)}.")
+    try:
+        with transaction.atomic():
+            return _vote_write(code=code, voter=voter, choice=str(choice))
+    except IntegrityError:
+        # The unique battle constraint caught a race the lock did not (e.g. SQLite): one vote stands.
+        raise Conflict("You already voted on this battle.") from None
+
+
+def _vote_write(*, code: str, voter: Voter, choice: str) -> Vote:
+    battle = Battle.objects.select_for_update().filter(code=code).first()
+    if battle is None:
+        raise NotFound("No battle with this code.")
+    if battle.voter_id != voter.id:
+        raise NotAllowed("Only the person who started this battle can vote on it.")
+    if battle.status == Battle.Status.VOTED:
+        raise Conflict("You already voted on this battle.")
+    if battle.status == Battle.Status.GENERATING:
+        raise Conflict("Wait until both answers are finished before voting.")
+    if battle.status == Battle.Status.FAILED:
+        raise Conflict("One side failed to answer, so this battle cannot be voted on. Start a new battle.")
+    outputs = battle.generations.values_list("side", "output")
+    leak = leak_find(outputs, _identity_terms())
+    now = timezone.now()
+    vote = Vote.objects.create(
+        battle=battle, voter=voter, choice=choice,
+        seconds_to_vote=(now - battle.ready_at).total_seconds() if battle.ready_at else None,
+        counted=leak is None, exclusion_reason=leak.reason if leak else "",
+    )
+    battle.status = Battle.Status.VOTED
+    battle.save(update_fields=["status", "updated_at"])
+    return vote
