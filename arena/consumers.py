@@ -40,7 +40,9 @@ class BattleConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The page only listens; a ping gets a pong, anything else a clear error (never a disconnect)."""
         if text_data is None or len(text_data) > MAX_CLIENT_MESSAGE:
-            await self._send({"type": "error", "error": f"send JSON text messages under {MAX_CLIENT_MESSAGE} bytes"})
+            await self._send(
+                {"type": "error", "error": f"send JSON text messages under {MAX_CLIENT_MESSAGE} bytes"}
+            )
             return
         try:
             message = json.loads(text_data)
@@ -50,7 +52,9 @@ class BattleConsumer(AsyncWebsocketConsumer):
         if isinstance(message, dict) and message.get("type") == "ping":
             await self._send({"type": "pong"})
             return
-        await self._send({"type": "error", "error": "unknown message; this socket only accepts {\"type\": \"ping\"}"})
+        await self._send(
+            {"type": "error", "error": 'unknown message; this socket only accepts {"type": "ping"}'}
+        )
 
     async def battle_event(self, message: dict[str, Any]) -> None:
         await self._send(message["event"])

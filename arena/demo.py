@@ -37,8 +37,12 @@ def demo_seed() -> tuple[int, int]:
         ModelEntry.objects.update_or_create(
             slug=slug,
             defaults={
-                "display_name": name, "organization": "Arena Demo", "license": "Apache-2.0",
-                "modality": Modality.TEXT, "backend_kind": "demo", "backend_config": {"persona": persona},
+                "display_name": name,
+                "organization": "Arena Demo",
+                "license": "Apache-2.0",
+                "modality": Modality.TEXT,
+                "backend_kind": "demo",
+                "backend_config": {"persona": persona},
             },
         )
     prompt_set, _ = PromptSet.objects.update_or_create(
@@ -46,7 +50,10 @@ def demo_seed() -> tuple[int, int]:
     )
     existing = set(prompt_set.prompts.values_list("text", flat=True))
     Prompt.objects.bulk_create(
-        [Prompt(prompt_set=prompt_set, text=t, modality=Modality.TEXT, language="en")
-         for t in DEMO_PROMPTS if t not in existing]
+        [
+            Prompt(prompt_set=prompt_set, text=t, modality=Modality.TEXT, language="en")
+            for t in DEMO_PROMPTS
+            if t not in existing
+        ]
     )
     return len(DEMO_MODELS), prompt_set.prompts.count()

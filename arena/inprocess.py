@@ -52,8 +52,13 @@ class InProcessWorker:
         state.should_terminate = None
 
 
-def worker_start(*, concurrency: int | None = None, beat: bool = True, queues: list[str] | None = None,
-                 timeout: float = 30.0) -> InProcessWorker:
+def worker_start(
+    *,
+    concurrency: int | None = None,
+    beat: bool = True,
+    queues: list[str] | None = None,
+    timeout: float = 30.0,
+) -> InProcessWorker:
     """Start the worker in a daemon thread and wait until it consumes. Beat runs embedded when asked."""
     import workers.tasks  # noqa: F401  (register the tasks before the worker reads its registry)
 

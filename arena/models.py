@@ -28,13 +28,18 @@ class ModelEntry(models.Model):
     backend_kind = models.CharField(max_length=40)
     backend_config = models.JSONField(default=dict, blank=True)
     queue = models.CharField(
-        max_length=100, blank=True, help_text="Celery queue for this model's generations; blank = gen-<modality>."
+        max_length=100,
+        blank=True,
+        help_text="Celery queue for this model's generations; blank = gen-<modality>.",
     )
     weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
     active = models.BooleanField(default=True)
     released = models.BooleanField(default=True, help_text="Two unreleased models are never paired together.")
     battle_targets = models.ManyToManyField(
-        "self", symmetrical=False, blank=True, related_name="targeted_by",
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="targeted_by",
         help_text="Rivals this model is preferentially paired with.",
     )
     consecutive_failures = models.PositiveIntegerField(default=0)
@@ -78,7 +83,9 @@ class Prompt(models.Model):
         PENDING = "pending"
         BLOCKED = "blocked"
 
-    prompt_set = models.ForeignKey(PromptSet, null=True, blank=True, on_delete=models.PROTECT, related_name="prompts")
+    prompt_set = models.ForeignKey(
+        PromptSet, null=True, blank=True, on_delete=models.PROTECT, related_name="prompts"
+    )
     text = models.TextField()
     modality = models.CharField(max_length=10, choices=Modality.choices, default=Modality.TEXT)
     language = models.CharField(max_length=16, blank=True)
@@ -101,7 +108,9 @@ class Battle(models.Model):
     voter = models.ForeignKey("voting.Voter", on_delete=models.PROTECT, related_name="battles")
     model_a = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+")
     model_b = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+")
-    prompt = models.ForeignKey(Prompt, null=True, blank=True, on_delete=models.SET_NULL, related_name="battles")
+    prompt = models.ForeignKey(
+        Prompt, null=True, blank=True, on_delete=models.SET_NULL, related_name="battles"
+    )
     # The user's messages, one per turn; each side's answers are its Generation rows.
     conversation = models.JSONField(default=list)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.GENERATING, db_index=True)
@@ -150,7 +159,9 @@ class Generation(models.Model):
 
     class Meta:
         ordering = ["battle_id", "turn", "side"]
-        constraints = [models.UniqueConstraint(fields=["battle", "turn", "side"], name="one_generation_per_side")]
+        constraints = [
+            models.UniqueConstraint(fields=["battle", "turn", "side"], name="one_generation_per_side")
+        ]
 
     def __str__(self) -> str:
         return f"{self.battle_id}/{self.turn}/{self.side}"

@@ -32,14 +32,15 @@ def model_vote_counts(modality: str) -> dict[int, int]:
 
 
 def model_candidates(modality: str) -> list[Candidate]:
-    models = (
-        ModelEntry.objects.filter(modality=modality, active=True, outage_since__isnull=True, weight__gt=0)
-        .prefetch_related("battle_targets", "targeted_by")
-    )
+    models = ModelEntry.objects.filter(
+        modality=modality, active=True, outage_since__isnull=True, weight__gt=0
+    ).prefetch_related("battle_targets", "targeted_by")
     votes = model_vote_counts(modality)
     out = []
     for model in models:
-        boost = settings.ARENA_NEW_MODEL_BOOST if votes.get(model.id, 0) < settings.ARENA_NEW_MODEL_VOTES else 1.0
+        boost = (
+            settings.ARENA_NEW_MODEL_BOOST if votes.get(model.id, 0) < settings.ARENA_NEW_MODEL_VOTES else 1.0
+        )
         targets = {t.id for t in model.battle_targets.all()} | {t.id for t in model.targeted_by.all()}
         out.append(Candidate(model.id, model.weight * boost, model.released, frozenset(targets)))
     return out
@@ -62,8 +63,13 @@ def _side_state(gen: Generation | None) -> dict[str, Any]:
 
 
 def _reveal(model: ModelEntry) -> dict[str, Any]:
-    return {"name": model.display_name, "slug": model.slug, "organization": model.organization,
-            "license": model.license, "demo": model.is_demo}
+    return {
+        "name": model.display_name,
+        "slug": model.slug,
+        "organization": model.organization,
+        "license": model.license,
+        "demo": model.is_demo,
+    }
 
 
 def battle_state(battle: Battle) -> dict[str, Any]:
@@ -93,4 +99,3 @@ def battle_state(battle: Battle) -> dict[str, Any]:
             "reveal": {"a": _reveal(battle.model_a), "b": _reveal(battle.model_b)},
         }
     return state
-

@@ -59,13 +59,19 @@ def battle_create(*, voter: Voter, modality: str, prompt_text: object) -> Battle
     modality = modality_clean(modality)
     prompt = prompt_clean(prompt_text)
     try:
-        left, right = pair_sample(model_candidates(modality), rng=_rng, target_share=settings.ARENA_TARGET_SHARE)
+        left, right = pair_sample(
+            model_candidates(modality), rng=_rng, target_share=settings.ARENA_TARGET_SHARE
+        )
     except NoPairAvailable:
         raise Unavailable("Not enough models are available for a battle right now. Try again soon.") from None
     models = ModelEntry.objects.in_bulk([left.id, right.id])
     with transaction.atomic():
         battle = Battle.objects.create(
-            voter=voter, modality=modality, model_a=models[left.id], model_b=models[right.id], conversation=[prompt]
+            voter=voter,
+            modality=modality,
+            model_a=models[left.id],
+            model_b=models[right.id],
+            conversation=[prompt],
         )
         generations_enqueue(_generations_create(battle, 0))
     return battle
@@ -75,7 +81,9 @@ def battle_continue(*, code: str, voter: Voter, prompt_text: object) -> Battle:
     """Add a turn to a finished, unvoted battle. Locks the battle row while it checks and writes."""
     prompt = prompt_clean(prompt_text)
     with transaction.atomic():
-        battle = Battle.objects.select_for_update().select_related("model_a", "model_b").filter(code=code).first()
+        battle = (
+            Battle.objects.select_for_update().select_related("model_a", "model_b").filter(code=code).first()
+        )
         if battle is None:
             raise NotFound("No battle with this code.")
         if battle.voter_id != voter.id:

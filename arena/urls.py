@@ -4,7 +4,6 @@ from django.urls import include, path
 from arena import views
 from voting import views as voting_views
 
-
 arena_patterns = [
     path("", views.home, name="home"),
     path("b/<str:code>/", views.battle_page, name="battle"),

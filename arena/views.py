@@ -17,8 +17,9 @@ from arena.selectors import battle_for_voter, battle_state
 from arena.web import json_errors, request_payload, request_voter, request_voter_id, wants_json
 
 
-def _page(request: HttpRequest, *, state: dict | None, modality: str, error: str = "",
-          status: int = 200) -> HttpResponse:
+def _page(
+    request: HttpRequest, *, state: dict | None, modality: str, error: str = "", status: int = 200
+) -> HttpResponse:
     context = {
         "state": state,
         "modality": modality,
@@ -52,7 +53,8 @@ def battle_start(request: HttpRequest) -> HttpResponse:
     try:
         payload = request_payload(request)
         battle = services.battle_create(
-            voter=request_voter(request), modality=payload.get("modality", Modality.TEXT),
+            voter=request_voter(request),
+            modality=payload.get("modality", Modality.TEXT),
             prompt_text=payload.get("prompt"),
         )
     except ArenaError as exc:
@@ -76,7 +78,9 @@ def battle_state_view(request: HttpRequest, code: str) -> HttpResponse:
 @json_errors
 def battle_continue(request: HttpRequest, code: str) -> HttpResponse:
     payload = request_payload(request)
-    battle = services.battle_continue(code=code, voter=request_voter(request), prompt_text=payload.get("prompt"))
+    battle = services.battle_continue(
+        code=code, voter=request_voter(request), prompt_text=payload.get("prompt")
+    )
     return JsonResponse({"state": battle_state(battle)})
 
 

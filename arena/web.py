@@ -28,8 +28,10 @@ def request_voter(request: HttpRequest) -> Voter:
         request.session.save()
     user_id = request.user.id if request.user.is_authenticated else None
     voter = voter_resolve(
-        voter_id=request_voter_id(request), session_key=request.session.session_key or "",
-        ip=client_ip(request.META), user_id=user_id,
+        voter_id=request_voter_id(request),
+        session_key=request.session.session_key or "",
+        ip=client_ip(request.META),
+        user_id=user_id,
     )
     if request.session.get("voter_id") != voter.id:
         request.session["voter_id"] = voter.id
@@ -37,7 +39,9 @@ def request_voter(request: HttpRequest) -> Voter:
 
 
 def wants_json(request: HttpRequest) -> bool:
-    return request.content_type == "application/json" or "application/json" in request.headers.get("Accept", "")
+    return request.content_type == "application/json" or "application/json" in request.headers.get(
+        "Accept", ""
+    )
 
 
 def request_payload(request: HttpRequest) -> dict[str, Any]:

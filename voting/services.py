@@ -41,8 +41,9 @@ def voter_resolve(*, voter_id: int | None, session_key: str, ip: str | None, use
 
 def _identity_terms() -> list[str]:
     names: list[str] = []
-    for slug, name, org, config in ModelEntry.objects.values_list("slug", "display_name", "organization",
-                                                                   "backend_config"):
+    for slug, name, org, config in ModelEntry.objects.values_list(
+        "slug", "display_name", "organization", "backend_config"
+    ):
         names += [slug, name, org]
         if isinstance(config, dict):
             names.append(str(config.get("model", "")))
@@ -79,9 +80,12 @@ def _vote_write(*, code: str, voter: Voter, choice: str) -> Vote:
     leak = leak_find(outputs, _identity_terms())
     now = timezone.now()
     vote = Vote.objects.create(
-        battle=battle, voter=voter, choice=choice,
+        battle=battle,
+        voter=voter,
+        choice=choice,
         seconds_to_vote=(now - battle.ready_at).total_seconds() if battle.ready_at else None,
-        counted=leak is None, exclusion_reason=leak.reason if leak else "",
+        counted=leak is None,
+        exclusion_reason=leak.reason if leak else "",
     )
     battle.status = Battle.Status.VOTED
     battle.save(update_fields=["status", "updated_at"])

@@ -59,13 +59,19 @@ class _Progress:
 
 
 def _live(progress: _Progress) -> QuerySet[Generation]:
-    return Generation.objects.filter(id=progress.gen_id, status=Generation.Status.RUNNING, attempts=progress.attempt)
+    return Generation.objects.filter(
+        id=progress.gen_id, status=Generation.Status.RUNNING, attempts=progress.attempt
+    )
 
 
 def _claim(generation_id: int) -> bool:
     claimed = Generation.objects.filter(id=generation_id, status=Generation.Status.QUEUED).update(
-        status=Generation.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1,
-        output="", error="", first_chunk_at=None,
+        status=Generation.Status.RUNNING,
+        started_at=timezone.now(),
+        attempts=F("attempts") + 1,
+        output="",
+        error="",
+        first_chunk_at=None,
     )
     return claimed == 1
 
@@ -149,14 +155,20 @@ def generation_run(*, generation_id: int) -> None:
         usage = _stream(gen, progress)
     except GenerationFailed as exc:
         finished = _live(progress).update(
-            status=Generation.Status.FAILED, error=exc.message, output=progress.text, finished_at=timezone.now()
+            status=Generation.Status.FAILED,
+            error=exc.message,
+            output=progress.text,
+            finished_at=timezone.now(),
         )
         event = progress.event("failed", error=exc.message)
         ok = False
     else:
         finished = _live(progress).update(
-            status=Generation.Status.DONE, output=progress.text, finished_at=timezone.now(),
-            prompt_tokens=usage.prompt_tokens, output_tokens=usage.output_tokens,
+            status=Generation.Status.DONE,
+            output=progress.text,
+            finished_at=timezone.now(),
+            prompt_tokens=usage.prompt_tokens,
+            output_tokens=usage.output_tokens,
         )
         event = progress.event("done", output=progress.text)
         ok = True
@@ -172,7 +184,9 @@ def battle_status_sync(*, battle_id: int) -> None:
         battle = Battle.objects.select_for_update().get(id=battle_id)
         if battle.status != Battle.Status.GENERATING:
             return
-        statuses = list(battle.generations.filter(turn=battle.turn_count - 1).values_list("status", flat=True))
+        statuses = list(
+            battle.generations.filter(turn=battle.turn_count - 1).values_list("status", flat=True)
+        )
         if Generation.Status.FAILED in statuses:
             battle.status = Battle.Status.FAILED
         elif len(statuses) == 2 and all(s == Generation.Status.DONE for s in statuses):
@@ -182,8 +196,12 @@ def battle_status_sync(*, battle_id: int) -> None:
             return
         battle.save(update_fields=["status", "ready_at", "updated_at"])
         can_continue = battle.status == Battle.Status.READY and battle.turn_count < settings.ARENA_MAX_TURNS
-        event = {"type": "status", "status": battle.status, "can_vote": battle.status == Battle.Status.READY,
-                 "can_continue": can_continue}
+        event = {
+            "type": "status",
+            "status": battle.status,
+            "can_vote": battle.status == Battle.Status.READY,
+            "can_continue": can_continue,
+        }
         transaction.on_commit(lambda: battle_publish(battle.code, event))
 
 
@@ -221,7 +239,9 @@ def generation_sweep() -> int:
 
     cutoff = timezone.now() - timezone.timedelta(seconds=settings.ARENA_GENERATION_STUCK_AFTER)
     touched = 0
-    stuck = Generation.objects.filter(status=Generation.Status.RUNNING, started_at__lt=cutoff).select_related("model")
+    stuck = Generation.objects.filter(status=Generation.Status.RUNNING, started_at__lt=cutoff).select_related(
+        "model"
+    )
     for gen in stuck:
         live = Generation.objects.filter(id=gen.id, status=Generation.Status.RUNNING, attempts=gen.attempts)
         if gen.attempts < settings.ARENA_GENERATION_MAX_ATTEMPTS:
@@ -233,11 +253,21 @@ def generation_sweep() -> int:
         message = "The worker generating this answer stopped. Please start a new battle."
         if live.update(status=Generation.Status.FAILED, error=message, finished_at=timezone.now()):
             touched += 1
-            battle_publish(gen.battle.code, {"type": "failed", "turn": gen.turn, "side": gen.side,
-                                             "attempt": gen.attempts, "error": message})
+            battle_publish(
+                gen.battle.code,
+                {
+                    "type": "failed",
+                    "turn": gen.turn,
+                    "side": gen.side,
+                    "attempt": gen.attempts,
+                    "error": message,
+                },
+            )
             battle_status_sync(battle_id=gen.battle_id)
     # A queued row whose message was lost (a broker restart) is sent again; the claim makes that safe.
-    lost = Generation.objects.filter(status=Generation.Status.QUEUED, queued_at__lt=cutoff).select_related("model")
+    lost = Generation.objects.filter(status=Generation.Status.QUEUED, queued_at__lt=cutoff).select_related(
+        "model"
+    )
     for gen in lost:
         with transaction.atomic():
             generations_enqueue([gen])

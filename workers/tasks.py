@@ -27,8 +27,12 @@ def generation_sweep_task() -> None:
 @shared_task(ignore_result=True, soft_time_limit=120, time_limit=150)
 def model_probe_task(model_id: int | None = None) -> None:
     """Probe one model, or every model in outage."""
-    ids = [model_id] if model_id is not None else list(
-        ModelEntry.objects.filter(active=True, outage_since__isnull=False).values_list("id", flat=True)
+    ids = (
+        [model_id]
+        if model_id is not None
+        else list(
+            ModelEntry.objects.filter(active=True, outage_since__isnull=False).values_list("id", flat=True)
+        )
     )
     for mid in ids:
         model_probe(model_id=mid)

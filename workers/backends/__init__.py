@@ -32,7 +32,9 @@ def backend_class(kind: str) -> type[TextBackend]:
     try:
         target = BACKEND_KINDS[kind]
     except KeyError:
-        raise BackendConfigError(f"unknown backend kind {kind!r}; expected one of {sorted(BACKEND_KINDS)}") from None
+        raise BackendConfigError(
+            f"unknown backend kind {kind!r}; expected one of {sorted(BACKEND_KINDS)}"
+        ) from None
     module_name, class_name = target.split(":")
     return getattr(import_module(f"{__name__}.{module_name}"), class_name)
 

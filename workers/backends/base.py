@@ -40,7 +40,9 @@ class GenerationParams:
                 try:
                     values[name] = kind(config[name])
                 except (TypeError, ValueError) as exc:
-                    raise BackendConfigError(f"{name} must be a {kind.__name__}, got {config[name]!r}") from exc
+                    raise BackendConfigError(
+                        f"{name} must be a {kind.__name__}, got {config[name]!r}"
+                    ) from exc
         return cls(**values)
 
 
@@ -48,7 +50,9 @@ class GenerationParams:
 class GenerationRequest:
     """One side of one turn: the whole conversation so far, this side's own answers included."""
 
-    messages: list[dict[str, str]]  # OpenAI style: [{"role": "user" | "assistant" | "system", "content": ...}]
+    messages: list[
+        dict[str, str]
+    ]  # OpenAI style: [{"role": "user" | "assistant" | "system", "content": ...}]
     params: GenerationParams = field(default_factory=GenerationParams)
 
 

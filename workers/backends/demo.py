@@ -18,8 +18,37 @@ from .base import BackendConfigError, BackendError, GenerationRequest, TextBacke
 
 PERSONAS = ("concise", "thorough", "listy", "poetic", "socratic")
 
-_STOP = {"the", "a", "an", "and", "or", "of", "to", "in", "is", "are", "what", "how", "why", "me", "you", "i",
-         "for", "on", "with", "about", "can", "do", "does", "please", "write", "tell", "explain", "my", "it"}
+_STOP = {
+    "the",
+    "a",
+    "an",
+    "and",
+    "or",
+    "of",
+    "to",
+    "in",
+    "is",
+    "are",
+    "what",
+    "how",
+    "why",
+    "me",
+    "you",
+    "i",
+    "for",
+    "on",
+    "with",
+    "about",
+    "can",
+    "do",
+    "does",
+    "please",
+    "write",
+    "tell",
+    "explain",
+    "my",
+    "it",
+}
 
 
 def _topic(prompt: str) -> str:
@@ -40,15 +69,24 @@ def _compose(persona: str, prompt: str, rng: random.Random) -> str:
         ]
         return "\n\n".join(parts)
     if persona == "listy":
-        items = ["define the goal", f"gather facts about {topic}", "compare the options",
-                 "pick one and test it", "write down what you learned"]
+        items = [
+            "define the goal",
+            f"gather facts about {topic}",
+            "compare the options",
+            "pick one and test it",
+            "write down what you learned",
+        ]
         rng.shuffle(items)
         return f"Here is a plan for **{topic}**:\n\n" + "\n".join(f"- {item}" for item in items)
     if persona == "poetic":
-        return (f"Of {topic} the morning sings,\nof patient hands and simple things;\n"
-                "ask once, ask twice, the answer grows,\nas every careful reader knows.")
-    return (f"What do you already know about {topic}? Which part puzzles you most? "
-            "If you had to explain it to a friend, where would you begin?")
+        return (
+            f"Of {topic} the morning sings,\nof patient hands and simple things;\n"
+            "ask once, ask twice, the answer grows,\nas every careful reader knows."
+        )
+    return (
+        f"What do you already know about {topic}? Which part puzzles you most? "
+        "If you had to explain it to a friend, where would you begin?"
+    )
 
 
 class DemoBackend(TextBackend):
@@ -73,7 +111,9 @@ class DemoBackend(TextBackend):
         from django.conf import settings  # the demo delay is a site setting; other backends need no Django
 
         prompt = next((m["content"] for m in reversed(request.messages) if m["role"] == "user"), "")
-        seed = int.from_bytes(hashlib.sha256(f"{self.config}{prompt}{len(request.messages)}".encode()).digest()[:8])
+        seed = int.from_bytes(
+            hashlib.sha256(f"{self.config}{prompt}{len(request.messages)}".encode()).digest()[:8]
+        )
         rng = random.Random(seed)
         if rng.random() < float(self.config.get("fail_rate", 0)):
             raise BackendError("The demo model failed on purpose (fail_rate is set).")

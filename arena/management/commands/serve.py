@@ -19,7 +19,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--workers", type=int, default=1, help="uvicorn processes (not with the embedded worker)")
+        parser.add_argument(
+            "--workers", type=int, default=1, help="uvicorn processes (not with the embedded worker)"
+        )
 
     def handle(self, *args: object, host: str, port: int, workers: int, **options: object) -> None:
         if settings.CELERY_IN_PROCESS_WORKER:
@@ -30,6 +32,11 @@ class Command(BaseCommand):
             self.stdout.write("In-process Celery worker started (threads, in-memory broker).")
         self.stdout.write(self.style.SUCCESS(f"Arena is running at http://{host}:{port}/"))
         uvicorn.run(
-            "arena.asgi:application", host=host, port=port, workers=workers, log_level="warning",
-            ws_max_size=64 * 1024, lifespan="off",
+            "arena.asgi:application",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            ws_max_size=64 * 1024,
+            lifespan="off",
         )

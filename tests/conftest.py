@@ -1,0 +1,145 @@
+"""Shared fixtures. Tests run against the real PostgreSQL and Redis (see tests/settings.py)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from django.conf import settings
+from django.test import Client
+
+from arena.demo import demo_seed
+from arena.models import Battle, ModelEntry
+from voting.models import Voter
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis() -> None:
+    """Start from an empty test Redis database: stale broker messages or rate counters would leak in."""
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture
+def demo_models(db: None) -> list[ModelEntry]:
+    demo_seed()
+    return list(ModelEntry.objects.filter(backend_kind="demo"))
+
+
+@pytest.fixture
+def make_model(db: None) -> Callable[..., ModelEntry]:
+    counter = iter(range(10_000))
+
+    def make(**fields: object) -> ModelEntry:
+        n = next(counter)
+        defaults: dict[str, object] = {
+            "slug": f"model-{n}",
+            "display_name": f"Model {n}",
+            "organization": f"Org {n}",
+            "backend_kind": "demo",
+            "backend_config": {"persona": "concise", "delay": 0.001},
+        }
+        defaults.update(fields)
+        return ModelEntry.objects.create(**defaults)
+
+    return make
+
+
+@pytest.fixture
+def alice() -> Client:
+    """Alice starts battles; she owns them."""
+    return Client()
+
+
+@pytest.fixture
+def bob() -> Client:
+    """Bob is another browser session: he must be refused on Alice's battles."""
+    return Client()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[object]:
+    """A real Celery worker on the Redis broker, in this process on threads (see arena.inprocess)."""
+    from arena.inprocess import BASE_QUEUES, worker_start
+
+    queues = [*BASE_QUEUES, "gen-text", "gen-image", "gen-3d", "gpu-test"]
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        worker = worker_start(concurrency=6, beat=False, queues=queues)
+    yield worker
+    worker.stop()
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        _close_other_connections()
+
+
+def _close_other_connections() -> None:
+    """Worker threads keep their database sessions; end them so the test database can be dropped."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def battle_settled(code: str) -> Callable[[], bool]:
+    def check() -> bool:
+        return Battle.objects.get(code=code).status != Battle.Status.GENERATING
+
+    return check
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class AsgiServer:
+    """uvicorn serving arena.asgi in a background thread (HTTP and websockets), like `manage.py serve`."""
+
+    def __init__(self) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        config = uvicorn.Config(
+            "arena.asgi:application", host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> AsgiServer:
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout=15)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def asgi_server(transactional_db: None, celery_worker: object) -> Iterator[AsgiServer]:
+    with AsgiServer() as server:
+        yield server
+
+
+@pytest.fixture
+def voter(db: None) -> Voter:
+    return Voter.objects.create(session_hash="x" * 64)

@@ -1,0 +1,19 @@
+"""Test settings: the real settings, pointed at this machine's PostgreSQL and Redis.
+
+Nothing here exists only for tests except the service addresses (overridable by the environment)
+and a faster password hasher.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("SECRET_KEY", "arena-tests-only-not-a-secret")
+os.environ.setdefault("CHANNELS_PREFIX", f"arena-test-{os.getpid()}")
+os.environ.setdefault("ARENA_VAR_DIR", tempfile.mkdtemp(prefix="arena-test-var-"))
+os.environ.setdefault("ARENA_DEMO_DELAY", "0.002")
+
+from arena.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
