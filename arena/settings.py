@@ -108,7 +108,13 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", ""),
+        }
+    }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -160,9 +166,12 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "memory://")
 # A memory broker only exists inside one process, so the worker must live in the web process too.
 CELERY_IN_PROCESS_WORKER = env_bool("CELERY_IN_PROCESS_WORKER", CELERY_BROKER_URL.startswith("memory://"))
 CELERY_IN_PROCESS_CONCURRENCY = env_int("CELERY_IN_PROCESS_CONCURRENCY", 8, minimum=2)
-CELERY_BROKER_TRANSPORT_OPTIONS = (
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     {"polling_interval": 0.005} if CELERY_BROKER_URL.startswith("memory://") else {"visibility_timeout": 3600}
 )
+if env_str("CELERY_BROKER_KEY_PREFIX"):
+    # Several deployments (or test runs) can share one Redis without taking each other's tasks.
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = env_str("CELERY_BROKER_KEY_PREFIX")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True

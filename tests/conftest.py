@@ -8,19 +8,12 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-import redis
 from django.conf import settings
 from django.test import Client
 
 from arena.demo import demo_seed
-from arena.models import Battle, ModelEntry
+from arena.models import Battle, Generation, ModelEntry
 from voting.models import Voter
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _clean_redis() -> None:
-    """Start from an empty test Redis database: stale broker messages or rate counters would leak in."""
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
 @pytest.fixture
@@ -135,7 +128,21 @@ class AsgiServer:
 
 
 @pytest.fixture
-def asgi_server(transactional_db: None, celery_worker: object) -> Iterator[AsgiServer]:
+def worker(transactional_db: None, celery_worker: object) -> Iterator[object]:
+    """The session's worker for one test; at teardown it waits until the worker is idle, so no
+    generation of this test is still writing when the database is flushed for the next."""
+    yield celery_worker
+    from celery.worker import state
+
+    wait_for(
+        lambda: not state.active_requests
+        and not Generation.objects.filter(status__in=["queued", "running"]).exists(),
+        timeout=30,
+    )
+
+
+@pytest.fixture
+def asgi_server(worker: object) -> Iterator[AsgiServer]:
     with AsgiServer() as server:
         yield server
 

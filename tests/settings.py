@@ -10,10 +10,15 @@ import tempfile
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("SECRET_KEY", "arena-tests-only-not-a-secret")
-os.environ.setdefault("CHANNELS_PREFIX", f"arena-test-{os.getpid()}")
+# Per-run names, so two test runs on one machine never share a database, queue or cache key.
+_RUN = f"arena-test-{os.getpid()}"
+os.environ.setdefault("CHANNELS_PREFIX", _RUN)
+os.environ.setdefault("CELERY_BROKER_KEY_PREFIX", f"{_RUN}:")
+os.environ.setdefault("CACHE_KEY_PREFIX", _RUN)
 os.environ.setdefault("ARENA_VAR_DIR", tempfile.mkdtemp(prefix="arena-test-var-"))
 os.environ.setdefault("ARENA_DEMO_DELAY", "0.002")
 
 from arena.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DATABASES["default"]["TEST"] = {"NAME": f"test_arena_{os.getpid()}"}  # noqa: F405

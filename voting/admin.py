@@ -35,5 +35,5 @@ class VoteAdmin(admin.ModelAdmin):
     list_select_related = ["battle", "voter"]
     readonly_fields = ["battle", "voter", "choice", "created_at", "seconds_to_vote"]
 
-    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False  # votes are append-only: exclude them instead

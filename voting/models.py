@@ -48,6 +48,9 @@ class Vote(models.Model):
     seconds_to_vote = models.FloatField(null=True, blank=True)
     counted = models.BooleanField(default=True, db_index=True)
     exclusion_reason = models.CharField(max_length=300, blank=True)
+    # Decided at vote time so boards and exports need not re-read the conversation.
+    categories = models.JSONField(default=list, blank=True)
+    conv_metadata = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

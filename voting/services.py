@@ -7,9 +7,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from arena.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from arena.models import Battle, ModelEntry
+from arena.models import Battle, Generation, ModelEntry
+from ranking.tallies import tally_record
+from voting.categories import battle_categories
 from voting.identity import network_of, salted_hash
 from voting.leak import leak_find, leak_terms
+from voting.metadata import conv_metadata
 from voting.models import Vote, Voter
 
 
@@ -76,8 +79,8 @@ def _vote_write(*, code: str, voter: Voter, choice: str) -> Vote:
         raise Conflict("Wait until both answers are finished before voting.")
     if battle.status == Battle.Status.FAILED:
         raise Conflict("One side failed to answer, so this battle cannot be voted on. Start a new battle.")
-    outputs = battle.generations.values_list("side", "output")
-    leak = leak_find(outputs, _identity_terms())
+    generations = list(battle.generations.order_by("turn"))
+    leak = leak_find([(g.side, g.output) for g in generations], _identity_terms())
     now = timezone.now()
     vote = Vote.objects.create(
         battle=battle,
@@ -86,7 +89,26 @@ def _vote_write(*, code: str, voter: Voter, choice: str) -> Vote:
         seconds_to_vote=(now - battle.ready_at).total_seconds() if battle.ready_at else None,
         counted=leak is None,
         exclusion_reason=leak.reason if leak else "",
+        categories=battle_categories(battle.conversation),
+        conv_metadata=_metadata(battle, generations),
     )
     battle.status = Battle.Status.VOTED
     battle.save(update_fields=["status", "updated_at"])
+    if vote.counted:
+        tally_record(votes=[vote], sign=+1)
     return vote
+
+
+def _metadata(battle: Battle, generations: list[Generation]) -> dict:
+    sides = {side: [g for g in generations if g.side == side] for side in "ab"}
+    tokens = {
+        side: sum(g.output_tokens for g in gens) if all(g.output_tokens is not None for g in gens) else None
+        for side, gens in sides.items()
+    }
+    return conv_metadata(
+        battle.conversation,
+        [g.output for g in sides["a"]],
+        [g.output for g in sides["b"]],
+        tokens["a"],
+        tokens["b"],
+    )

@@ -25,7 +25,7 @@ def vote(client: Client, code: str, choice: str = "a") -> tuple[int, dict]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_battle_streams_both_sides_then_a_vote_reveals_the_models(demo_models, celery_worker, alice):
+def test_a_battle_streams_both_sides_then_a_vote_reveals_the_models(demo_models, worker, alice):
     status, data = start(alice)
     assert status == 201
     assert set(data["state"]["turns"][0]) == {"prompt", "a", "b"}
@@ -50,7 +50,7 @@ def test_a_battle_streams_both_sides_then_a_vote_reveals_the_models(demo_models,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_slow_model_never_delays_the_other_side(make_model, celery_worker, alice):
+def test_a_slow_model_never_delays_the_other_side(make_model, worker, alice):
     make_model(backend_config={"persona": "concise", "delay": 0.001})
     make_model(backend_config={"persona": "thorough", "delay": 0.001, "first_token_delay": 1.5})
     status, data = start(alice)
@@ -65,7 +65,7 @@ def test_a_slow_model_never_delays_the_other_side(make_model, celery_worker, ali
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_conversation_continues_for_several_turns_and_the_vote_covers_it(demo_models, celery_worker, alice):
+def test_a_conversation_continues_for_several_turns_and_the_vote_covers_it(demo_models, worker, alice):
     _, data = start(alice, "Tell me about rivers.")
     code = data["code"]
     wait_for(battle_settled(code))
@@ -86,7 +86,7 @@ def test_a_conversation_continues_for_several_turns_and_the_vote_covers_it(demo_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failed_side_shows_its_error_and_the_battle_cannot_be_voted(make_model, celery_worker, alice):
+def test_a_failed_side_shows_its_error_and_the_battle_cannot_be_voted(make_model, worker, alice):
     make_model(
         slug="broken-bot", display_name="Broken Bot", backend_config={"persona": "concise", "fail_rate": 1}
     )

@@ -22,6 +22,12 @@ class BackendConfigError(ValueError):
     """A model's backend configuration is unusable; raised when a ModelEntry is saved or loaded."""
 
 
+# Fields every model config may carry, whatever its backend: sampling parameters, a system prompt,
+# and extra names that reveal the model (for the identity-leak check on answers).
+PARAM_FIELDS = frozenset({"temperature", "top_p", "max_new_tokens", "seed"})
+COMMON_FIELDS = PARAM_FIELDS | {"system_prompt", "aliases"}
+
+
 @dataclass(frozen=True)
 class GenerationParams:
     # Chatbot Arena's defaults (shared/REFERENCE.md).
@@ -71,6 +77,9 @@ class TextBackend(ABC):
 
     kind: ClassVar[str]
     demo: ClassVar[bool] = False  # shown as "demo" in the UI so nobody mistakes it for a real model
+    # The backend's own config fields; with COMMON_FIELDS they are all a config may hold. A misspelt
+    # key ("max_tokens", "dtpye") is refused rather than silently ignored.
+    config_fields: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = self.validate_config(config)
@@ -81,6 +90,10 @@ class TextBackend(ABC):
         """Return a cleaned copy of `config` or raise BackendConfigError naming the bad field."""
         if not isinstance(config, Mapping):
             raise BackendConfigError("backend config must be a JSON object")
+        allowed = cls.config_fields | COMMON_FIELDS
+        unknown = sorted(set(config) - allowed)
+        if unknown:
+            raise BackendConfigError(f"unknown field {unknown[0]!r}; allowed: {sorted(allowed)}")
         GenerationParams.from_config(config)
         return dict(config)
 

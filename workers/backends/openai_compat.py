@@ -23,7 +23,6 @@ from .base import BackendConfigError, BackendError, GenerationParams, Generation
 CONFIG_FIELDS = frozenset(
     {"base_url", "model", "api_key_env", "timeout", "max_time", "extra_body", "stream_usage"}
 )
-PARAM_FIELDS = frozenset({"temperature", "top_p", "max_new_tokens", "seed"})
 # Request fields the backend sets itself; extra_body may add fields but not override these.
 RESERVED_BODY_FIELDS = frozenset(
     {"model", "messages", "stream", "stream_options", "temperature", "top_p", "max_tokens", "seed"}
@@ -42,6 +41,7 @@ class OpenAICompatBackend(TextBackend):
     it), plus the generation parameters."""
 
     kind = "openai"
+    config_fields = CONFIG_FIELDS
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -52,7 +52,6 @@ class OpenAICompatBackend(TextBackend):
                 "api_key_env"
             )
         cleaned = super().validate_config(config)
-        _unknown_fields_refuse(cleaned)
         cleaned["base_url"] = _base_url_clean(cleaned.get("base_url"))
         model = cleaned.get("model")
         if not isinstance(model, str) or not model.strip():
@@ -146,13 +145,6 @@ class OpenAICompatBackend(TextBackend):
             )
 
 
-def _unknown_fields_refuse(config: Mapping[str, Any]) -> None:
-    # A misspelt key ("max_tokens", "timout") would otherwise be ignored without a word.
-    unknown = sorted(set(config) - CONFIG_FIELDS - PARAM_FIELDS)
-    if unknown:
-        raise BackendConfigError(f"unknown field {unknown[0]!r}; allowed: {sorted(CONFIG_FIELDS | PARAM_FIELDS)}")
-
-
 def _base_url_clean(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BackendConfigError("base_url is required, e.g. 'http://127.0.0.1:8000/v1'")
@@ -169,7 +161,12 @@ def _base_url_clean(value: Any) -> str:
 def _seconds(config: Mapping[str, Any], name: str, default: float) -> float:
     value = config.get(name, default)
     # bool is an int in Python; `timeout: true` is a mistake, not one second.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise BackendConfigError(f"{name} must be a positive number of seconds, got {value!r}")
     return float(value)
 
@@ -182,8 +179,8 @@ def _extra_body_clean(value: Any) -> dict[str, Any]:
     reserved = sorted(RESERVED_BODY_FIELDS & set(value))
     if reserved:
         raise BackendConfigError(
-            f"extra_body must not set {reserved[0]!r}: the backend sets it (generation parameters go at the top "
-            "level of the config)"
+            f"extra_body must not set {reserved[0]!r}: the backend sets it (generation parameters go at the "
+            "top level of the config)"
         )
     return dict(value)
 

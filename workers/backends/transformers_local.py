@@ -1,63 +1,25 @@
 """A local causal language model served with Hugging Face transformers, streamed token by token.
 
-Only GPU (or CPU) worker processes import this module: the registry imports backends lazily, so torch stays out
-of the web process. A worker loads each checkpoint once and serves many battles from it, so loaded models live in
-a per-process cache. Sampling uses a per-request `torch.Generator` instead of the global RNG, so a seeded answer
-is reproducible even while other battles generate on other threads of the same process.
+This module stays free of torch: the web process imports it to validate configs (the admin), and only a worker
+that loads or runs a model imports the torch side, `transformers_runtime`.
 """
 
 from __future__ import annotations
 
-import queue
 import re
-import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from importlib import import_module
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import torch
-from jinja2 import TemplateError
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    LogitsProcessor,
-    LogitsProcessorList,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-    StoppingCriteria,
-    StoppingCriteriaList,
-    TextIteratorStreamer,
-)
-from transformers.generation import TemperatureLogitsWarper, TopPLogitsWarper
+from .base import BackendConfigError, GenerationRequest, TextBackend, Usage
 
-from .base import BackendConfigError, BackendError, GenerationParams, GenerationRequest, TextBackend, Usage
+if TYPE_CHECKING:
+    from .transformers_runtime import LoadedModel
 
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPE_NAMES = ("float32", "float16", "bfloat16")
 CONFIG_FIELDS = frozenset({"model_path", "device", "dtype", "trust_remote_code"})
-PARAM_FIELDS = frozenset({"temperature", "top_p", "max_new_tokens", "seed"})
-# How long the reader waits for the next piece of text before deciding the generation thread is stuck.
-STREAM_GAP_TIMEOUT_S = 600.0
-# How long the reader waits, after it stopped reading, for the generation thread to notice and return.
-JOIN_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
-    device: torch.device
-    dtype: torch.dtype
-    max_positions: int | None  # context window, when the config states one
-
-
-ModelKey = tuple[str, str, str]  # (resolved path, device, dtype name)
-
-_models: dict[ModelKey, LoadedModel] = {}
-_models_lock = threading.Lock()  # guards _models and _key_locks, never held while loading
-_key_locks: dict[ModelKey, threading.Lock] = {}
 
 
 class TransformersBackend(TextBackend):
@@ -66,11 +28,11 @@ class TransformersBackend(TextBackend):
     `trust_remote_code` is always refused: a checkpoint must not run its own Python in a worker."""
 
     kind = "transformers"
+    config_fields = CONFIG_FIELDS
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
         cleaned = super().validate_config(config)
-        _unknown_fields_refuse(cleaned)
         model_path = cleaned.get("model_path")
         if not isinstance(model_path, str) or not model_path.strip():
             raise BackendConfigError("model_path is required: the local directory holding the checkpoint")
@@ -78,274 +40,24 @@ class TransformersBackend(TextBackend):
         if not isinstance(device, str) or not DEVICE_RE.match(device):
             raise BackendConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
         dtype = cleaned.setdefault("dtype", "auto")
-        if dtype != "auto" and dtype not in DTYPES:
-            raise BackendConfigError(f"dtype must be 'auto' or one of {sorted(DTYPES)}, got {dtype!r}")
+        if dtype != "auto" and (not isinstance(dtype, str) or dtype not in DTYPE_NAMES):
+            raise BackendConfigError(f"dtype must be 'auto' or one of {list(DTYPE_NAMES)}, got {dtype!r}")
         if cleaned.get("trust_remote_code", False) is not False:
-            raise BackendConfigError("trust_remote_code must be false: checkpoints may not run their own code")
+            raise BackendConfigError(
+                "trust_remote_code must be false: checkpoints may not run their own code"
+            )
         return cleaned
 
     def load(self) -> LoadedModel:
-        """The loaded model for this config, from the process cache; a worker may call it at start to warm up."""
-        path = Path(self.config["model_path"]).expanduser()
-        if not path.is_dir():
-            # The path is not in the message: it is internal and often names the model.
-            raise BackendError("model files not found on this worker")
-        device = device_resolve(self.config["device"])
-        dtype = dtype_resolve(self.config["dtype"], path, device)
-        return model_load(path, device, dtype)
+        """The loaded model for this config, from the process cache. A worker may call it at start to warm
+        up, so the first battle does not pay for the load."""
+        return _runtime().model_get(self.config)
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         self.usage = Usage()
-        loaded = self.load()
-        input_ids = prompt_encode(loaded, request.messages)
-        max_new_tokens = _max_new_tokens(loaded, input_ids.shape[1], request.params.max_new_tokens)
-        self.usage.prompt_tokens = input_ids.shape[1]
-        run = _GenerationRun(loaded, input_ids, request.params, max_new_tokens)
-        yield from run.texts()
-        self.usage.output_tokens = run.output_tokens
+        yield from _runtime().answer_stream(self.load(), request, self.usage)
 
 
-def _unknown_fields_refuse(config: Mapping[str, Any]) -> None:
-    # A misspelt key ("max_tokens", "dtpye") would otherwise be ignored without a word.
-    unknown = sorted(set(config) - CONFIG_FIELDS - PARAM_FIELDS)
-    if unknown:
-        raise BackendConfigError(f"unknown field {unknown[0]!r}; allowed: {sorted(CONFIG_FIELDS | PARAM_FIELDS)}")
-
-
-def device_resolve(device: str) -> torch.device:
-    """Turn a config device into a torch device that exists on this machine."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise BackendError("this worker has no CUDA device")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise BackendError(f"this worker has no CUDA device {resolved.index}")
-    return resolved
-
-
-def dtype_resolve(dtype: str, path: Path, device: torch.device) -> torch.dtype:
-    """'auto' means float32 on CPU (half precision is slow or unsupported there) and half precision on GPU:
-    bfloat16 when the checkpoint was trained in it and the GPU supports it (float16 can overflow such models),
-    float16 otherwise."""
-    if dtype != "auto":
-        return DTYPES[dtype]
-    if device.type != "cuda":
-        return torch.float32
-    if _checkpoint_dtype(path) == torch.bfloat16 and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
-
-
-def _checkpoint_dtype(path: Path) -> torch.dtype | None:
-    try:
-        config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-    except (OSError, ValueError) as exc:
-        raise BackendError("could not read the model's configuration") from exc
-    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
-    return DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype
-
-
-def model_load(path: Path, device: torch.device, dtype: torch.dtype) -> LoadedModel:
-    """Load once per process and key; concurrent callers for the same key wait for the first load.
-
-    A per-key lock (not one global lock) so loading a big model does not stall battles on models already loaded.
-    Failures are not cached: the next battle tries again (the GPU may have been freed meanwhile).
-    """
-    key: ModelKey = (str(path.resolve()), str(device), str(dtype).removeprefix("torch."))
-    with _models_lock:
-        if key in _models:
-            return _models[key]
-        key_lock = _key_locks.setdefault(key, threading.Lock())
-    with key_lock:
-        with _models_lock:
-            if key in _models:  # loaded by the thread we waited for
-                return _models[key]
-        loaded = _model_read(path, device, dtype)
-        with _models_lock:
-            _models[key] = loaded
-        return loaded
-
-
-def model_cache_clear() -> None:
-    """Forget every loaded model (tests; a worker freeing memory). Generations in flight keep their reference."""
-    with _models_lock:
-        _models.clear()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def _model_read(path: Path, device: torch.device, dtype: torch.dtype) -> LoadedModel:
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, local_files_only=True, trust_remote_code=False
-        )
-        model = model.to(device).eval()
-    except torch.cuda.OutOfMemoryError as exc:
-        torch.cuda.empty_cache()
-        raise BackendError("not enough GPU memory to load the model") from exc
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        # The exception text names files and the model; it stays in the chained traceback for the operator.
-        raise BackendError(f"could not load the model ({type(exc).__name__})") from exc
-    return LoadedModel(model, tokenizer, device, dtype, _max_positions(model))
-
-
-def _max_positions(model: PreTrainedModel) -> int | None:
-    config = model.config
-    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
-def prompt_build(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]) -> str:
-    """The model's own chat template when it has one (the format it was tuned on), else a plain transcript."""
-    if tokenizer.chat_template:
-        try:
-            return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        except TemplateError as exc:
-            # Templates raise on conversations they cannot express (e.g. a system turn some models lack).
-            raise BackendError(f"the model cannot take this conversation: {str(exc)[:200]}") from exc
-    lines = [f"{message['role'].capitalize()}: {message['content']}" for message in messages]
-    return "\n".join([*lines, "Assistant:"])
-
-
-def prompt_encode(loaded: LoadedModel, messages: list[dict[str, str]]) -> torch.Tensor:
-    text = prompt_build(loaded.tokenizer, messages)
-    # A chat template writes its own BOS; only the plain transcript needs the tokenizer to add one.
-    add_special = not loaded.tokenizer.chat_template
-    encoded = loaded.tokenizer(text, add_special_tokens=add_special, return_tensors="pt")
-    return encoded["input_ids"].to(loaded.device)
-
-
-def _max_new_tokens(loaded: LoadedModel, prompt_tokens: int, wanted: int) -> int:
-    """Clamp to the context window: going past it crashes some models and makes others babble."""
-    if loaded.max_positions is None:
-        return wanted
-    room = loaded.max_positions - prompt_tokens
-    if room <= 0:
-        raise BackendError(
-            f"the conversation is too long for this model ({prompt_tokens} tokens, limit {loaded.max_positions})"
-        )
-    return min(wanted, room)
-
-
-class _SeededSampler(LogitsProcessor):
-    """Draws the next token with a private generator and hands generate() a one-hot score, so generate's own
-    greedy step picks exactly our draw. transformers' sampling only uses the global RNG, which concurrent
-    generations on other threads would advance between our steps."""
-
-    def __init__(self, generator: torch.Generator) -> None:
-        self.generator = generator
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        probs = torch.softmax(scores.float(), dim=-1)
-        chosen = torch.multinomial(probs, num_samples=1, generator=self.generator)
-        one_hot = torch.full_like(scores, float("-inf"))
-        return one_hot.scatter_(-1, chosen, 0.0)
-
-
-class _Cancelled(StoppingCriteria):
-    """Stops generation when the reader goes away (voter left, task cancelled) instead of burning the GPU on
-    tokens nobody will read."""
-
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
-def _sampling_processors(params: GenerationParams, device: torch.device) -> LogitsProcessorList:
-    if params.temperature <= 0:
-        return LogitsProcessorList()  # greedy
-    generator = torch.Generator(device=device)
-    if params.seed is None:
-        generator.seed()  # fresh entropy per request
-    else:
-        generator.manual_seed(params.seed)
-    processors: list[LogitsProcessor] = []
-    if params.temperature != 1.0:
-        processors.append(TemperatureLogitsWarper(params.temperature))
-    if params.top_p < 1.0:
-        processors.append(TopPLogitsWarper(params.top_p))
-    processors.append(_SeededSampler(generator))
-    return LogitsProcessorList(processors)
-
-
-class _GenerationRun:
-    """model.generate on a background thread, its text read from a TextIteratorStreamer on the caller's."""
-
-    def __init__(
-        self, loaded: LoadedModel, input_ids: torch.Tensor, params: GenerationParams, max_new_tokens: int
-    ) -> None:
-        self.loaded = loaded
-        self.prompt_length = input_ids.shape[1]
-        self.cancel = threading.Event()
-        self.streamer = TextIteratorStreamer(
-            loaded.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=STREAM_GAP_TIMEOUT_S
-        )
-        self.kwargs = self._generate_kwargs(input_ids, params, max_new_tokens)
-        self.output_tokens: int | None = None
-        self.error: BaseException | None = None
-
-    def _generate_kwargs(
-        self, input_ids: torch.Tensor, params: GenerationParams, max_new_tokens: int
-    ) -> dict[str, Any]:
-        tokenizer = self.loaded.tokenizer
-        pad_id = self.loaded.model.generation_config.pad_token_id
-        if pad_id is None:
-            pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        return {
-            "input_ids": input_ids,
-            "attention_mask": torch.ones_like(input_ids),
-            "max_new_tokens": max_new_tokens,
-            # Sampling happens in our processors; generate must not sample again or warp with the checkpoint's
-            # own temperature / top_k / top_p defaults, so every backend means the same by these parameters.
-            "do_sample": False,
-            "num_beams": 1,
-            "temperature": None,
-            "top_p": None,
-            "top_k": None,
-            "logits_processor": _sampling_processors(params, self.loaded.device),
-            "stopping_criteria": StoppingCriteriaList([_Cancelled(self.cancel)]),
-            "pad_token_id": pad_id,
-            "streamer": self.streamer,
-        }
-
-    def _generate(self) -> None:
-        try:
-            # inference_mode is thread-local, so it is entered here, on the generating thread.
-            with torch.inference_mode():
-                sequences = self.loaded.model.generate(**self.kwargs)
-            self.output_tokens = int(sequences.shape[1]) - self.prompt_length
-        except BaseException as exc:
-            self.error = exc
-            self.streamer.end()  # wake the reader; generate ends the stream itself only on success
-
-    def texts(self) -> Iterator[str]:
-        thread = threading.Thread(target=self._generate, name="transformers-generate", daemon=True)
-        thread.start()
-        try:
-            for text in self.streamer:
-                if text:
-                    yield text
-        except queue.Empty:
-            raise BackendError(f"the model produced nothing for {STREAM_GAP_TIMEOUT_S:g} s") from None
-        finally:
-            # Runs on normal end, on error and when the caller closes the generator early; the thread stops at
-            # its next token, so the join is short unless the thread is stuck (then we leave it, it is a daemon).
-            self.cancel.set()
-            thread.join(timeout=JOIN_TIMEOUT_S)
-        if self.error is not None:
-            raise _generation_error(self.error) from self.error
-
-
-def _generation_error(exc: BaseException) -> BackendError:
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        torch.cuda.empty_cache()
-        return BackendError("the model ran out of GPU memory")
-    return BackendError(f"generation failed ({type(exc).__name__})")
+def _runtime() -> ModuleType:
+    # Imported on first use, so processes that only validate configs never load torch.
+    return import_module(f"{__package__}.transformers_runtime")

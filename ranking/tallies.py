@@ -1,0 +1,75 @@
+"""Keeping PairTally current: every counted vote adds to its pair's cells, every exclusion takes away.
+
+Tallies are written in the same transaction as the vote change, so they never drift from the votes;
+`tally_rebuild` recomputes them from scratch should an operator ever doubt them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from django.db import connection, transaction
+
+from ranking.models import PairTally
+from voting.models import Vote
+
+_UPSERT = """
+INSERT INTO ranking_pairtally (modality, category, model_lo_id, model_hi_id, lo_won, hi_won, ties)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (modality, category, model_lo_id, model_hi_id) DO UPDATE SET
+    lo_won = ranking_pairtally.lo_won + excluded.lo_won,
+    hi_won = ranking_pairtally.hi_won + excluded.hi_won,
+    ties = ranking_pairtally.ties + excluded.ties
+"""
+
+Key = tuple[str, str, int, int]
+
+
+def _cells(choice: str, model_a: int, model_b: int) -> tuple[int, int, int, int, int]:
+    """(lo, hi, lo_won, hi_won, ties) for one vote."""
+    lo, hi = min(model_a, model_b), max(model_a, model_b)
+    if choice in (Vote.Choice.TIE, Vote.Choice.BOTH_BAD):
+        return lo, hi, 0, 0, 1
+    winner = model_a if choice == Vote.Choice.A else model_b
+    return lo, hi, int(winner == lo), int(winner == hi), 0
+
+
+def _apply(totals: dict[Key, list[int]]) -> None:
+    rows = [(*key, *cells) for key, cells in totals.items() if any(cells)]
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.executemany(_UPSERT, rows)
+
+
+def tally_record(*, votes: Iterable[Vote], sign: int) -> None:
+    """Add (sign=+1) or remove (sign=-1) votes from their boards: overall and each of their categories."""
+    totals: dict[Key, list[int]] = {}
+    for vote in votes:
+        battle = vote.battle
+        lo, hi, *cells = _cells(vote.choice, battle.model_a_id, battle.model_b_id)
+        for category in ["", *vote.categories]:
+            acc = totals.setdefault((battle.modality, category, lo, hi), [0, 0, 0])
+            for i, value in enumerate(cells):
+                acc[i] += sign * value
+    _apply(totals)
+
+
+@transaction.atomic
+def tally_rebuild() -> int:
+    """Recompute every tally from the counted votes. Returns the number of tally rows."""
+    PairTally.objects.all().delete()
+    totals: Counter[tuple[Key, int]] = Counter()
+    votes = Vote.objects.filter(counted=True).values_list(
+        "choice", "categories", "battle__modality", "battle__model_a_id", "battle__model_b_id"
+    )
+    for choice, categories, modality, a, b in votes.iterator(chunk_size=20_000):
+        lo, hi, *cells = _cells(choice, a, b)
+        for category in ["", *categories]:
+            for i, value in enumerate(cells):
+                totals[((modality, category, lo, hi), i)] += value
+    grouped: dict[Key, list[int]] = {}
+    for (key, i), value in totals.items():
+        grouped.setdefault(key, [0, 0, 0])[i] = value
+    _apply(grouped)
+    return PairTally.objects.count()
