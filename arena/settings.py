@@ -89,7 +89,13 @@ TEMPLATES = [
 ]
 
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))}
+    # Persistent connections: a worker thread reuses its connection across generations instead of paying
+    # a PostgreSQL handshake per task.
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0), conn_health_checks=True
+        )
+    }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -158,7 +164,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"celery": {"level": env_str("CELERY_LOG_LEVEL", "WARNING")}},
+    "loggers": {
+        "celery": {"level": env_str("CELERY_LOG_LEVEL", "WARNING")},
+        "httpx": {"level": "WARNING"},  # one INFO line per model-server request is noise
+        "kombu.connection": {"level": "ERROR"},
+    },
 }
 
 # --- Celery --------------------------------------------------------------------------------------

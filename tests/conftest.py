@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from django.conf import settings
 from django.test import Client
 
 from arena.demo import demo_seed
 from arena.models import Battle, Generation, ModelEntry
+from tests.support.asgi import AsgiServer
 from voting.models import Voter
 
 
@@ -94,39 +92,6 @@ def battle_settled(code: str) -> Callable[[], bool]:
     return check
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class AsgiServer:
-    """uvicorn serving arena.asgi in a background thread (HTTP and websockets), like `manage.py serve`."""
-
-    def __init__(self) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        config = uvicorn.Config(
-            "arena.asgi:application", host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> AsgiServer:
-        self.thread.start()
-        wait_for(lambda: self.server.started, timeout=15)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
 @pytest.fixture
 def worker(transactional_db: None, celery_worker: object) -> Iterator[object]:
     """The session's worker for one test; at teardown it waits until the worker is idle, so no
@@ -135,8 +100,10 @@ def worker(transactional_db: None, celery_worker: object) -> Iterator[object]:
     from celery.worker import state
 
     wait_for(
-        lambda: not state.active_requests
-        and not Generation.objects.filter(status__in=["queued", "running"]).exists(),
+        lambda: (
+            not state.active_requests
+            and not Generation.objects.filter(status__in=["queued", "running"]).exists()
+        ),
         timeout=30,
     )
 

@@ -18,7 +18,7 @@ os.environ.setdefault("CACHE_KEY_PREFIX", _RUN)
 os.environ.setdefault("ARENA_VAR_DIR", tempfile.mkdtemp(prefix="arena-test-var-"))
 os.environ.setdefault("ARENA_DEMO_DELAY", "0.002")
 
-from arena.settings import *  # noqa: F403
+from arena.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATABASES["default"]["TEST"] = {"NAME": f"test_arena_{os.getpid()}"}  # noqa: F405

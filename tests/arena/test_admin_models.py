@@ -16,14 +16,24 @@ def staff_client(client, db):
 
 
 def _form(**overrides: str) -> dict[str, str]:
-    data = {"slug": "new-model", "display_name": "New Model", "modality": "text", "backend_kind": "demo",
-            "backend_config": '{"persona": "concise"}', "weight": "1.0", "active": "on", "released": "on"}
+    data = {
+        "slug": "new-model",
+        "display_name": "New Model",
+        "modality": "text",
+        "backend_kind": "demo",
+        "backend_config": '{"persona": "concise"}',
+        "weight": "1.0",
+        "active": "on",
+        "released": "on",
+    }
     data.update(overrides)
     return data
 
 
 def test_a_model_with_a_bad_backend_config_is_refused_with_the_reason(staff_client):
-    response = staff_client.post("/admin/arena/modelentry/add/", _form(backend_config='{"persona": "pirate"}'))
+    response = staff_client.post(
+        "/admin/arena/modelentry/add/", _form(backend_config='{"persona": "pirate"}')
+    )
     assert response.status_code == 200
     assert "persona must be one of" in response.content.decode()
     assert not ModelEntry.objects.exists()
