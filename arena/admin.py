@@ -14,7 +14,20 @@ from workers.backends import BackendConfigError, backend_class
 class ModelEntryForm(forms.ModelForm):
     class Meta:
         model = ModelEntry
-        fields = "__all__"
+        fields = [
+            "slug",
+            "display_name",
+            "organization",
+            "license",
+            "modality",
+            "backend_kind",
+            "backend_config",
+            "queue",
+            "weight",
+            "active",
+            "released",
+            "battle_targets",
+        ]
 
     def clean(self) -> dict:
         data = super().clean()

@@ -151,7 +151,9 @@ def print_breakdown() -> None:
 
     rows = Generation.objects.select_related("battle").order_by("-id")[:40]
     parts = {
-        "battle created -> generation queued": [(g.queued_at - g.battle.created_at).total_seconds() for g in rows],
+        "battle created -> generation queued": [
+            (g.queued_at - g.battle.created_at).total_seconds() for g in rows
+        ],
         "queued -> claimed by worker": [(g.started_at - g.queued_at).total_seconds() for g in rows],
         "claimed -> first chunk (incl. server)": [
             (g.first_chunk_at - g.started_at).total_seconds() - SERVER_FIRST_TOKEN for g in rows

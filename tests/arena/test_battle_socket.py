@@ -12,7 +12,8 @@ from django.db import connection
 from django.test import Client
 
 from arena.asgi import application
-from arena.models import Battle, ModelEntry
+from arena.models import Battle, Generation, ModelEntry
+from voting.models import Voter
 from workers.services import generation_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,10 +27,17 @@ def communicator(code: str, client: Client, origin: str = "http://localhost") ->
 
 @pytest.fixture
 def started(demo_models, alice) -> tuple[str, Client]:
-    data = alice.post(
-        "/api/battles", {"prompt": "Name three rivers.", "modality": "text"}, content_type="application/json"
-    ).json()
-    return data["code"], alice
+    """A battle owned by Alice's session, written directly so no worker starts on it before we listen."""
+    voter = Voter.objects.create(session_hash="alice")
+    session = alice.session
+    session["voter_id"] = voter.id
+    session.save()
+    alice.cookies["sessionid"] = session.session_key
+    a, b = demo_models[:2]
+    battle = Battle.objects.create(voter=voter, model_a=a, model_b=b, conversation=["Name three rivers."])
+    for side, model in (("a", a), ("b", b)):
+        Generation.objects.create(battle=battle, turn=0, side=side, model=model)
+    return battle.code, alice
 
 
 async def test_the_owner_receives_both_streams_and_no_event_names_a_model(started):

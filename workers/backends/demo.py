@@ -92,7 +92,9 @@ def _compose(persona: str, prompt: str, rng: random.Random) -> str:
 class DemoBackend(TextBackend):
     kind: ClassVar[str] = "demo"
     demo: ClassVar[bool] = True
-    config_fields: ClassVar[frozenset[str]] = frozenset({"persona", "delay", "first_token_delay", "fail_rate"})
+    config_fields: ClassVar[frozenset[str]] = frozenset(
+        {"persona", "delay", "first_token_delay", "fail_rate"}
+    )
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
