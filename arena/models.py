@@ -165,3 +165,36 @@ class Generation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.battle_id}/{self.turn}/{self.side}"
+
+
+class AuditEntry(models.Model):
+    """One moderation action, automatic or by staff: who or which rule, what, why, before and after.
+
+    Every exclusion, restoration, flag, ban or model change writes one. An action is undone by a new
+    entry that points back at the one it reverses; entries themselves are never edited or deleted.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    rule = models.CharField(
+        max_length=100, blank=True, help_text="The automatic rule that acted, if no person did."
+    )
+    action = models.CharField(max_length=60, db_index=True)
+    target_type = models.CharField(max_length=60, db_index=True)
+    target_id = models.CharField(max_length=64, db_index=True)
+    reason = models.TextField(blank=True)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    reverts = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reverted_by"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        who = self.actor.get_username() if self.actor_id else f"rule:{self.rule}"
+        return f"{self.created_at:%Y-%m-%d %H:%M} {who} {self.action} {self.target_type}:{self.target_id}"
