@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from arena.sampling import Candidate, NoPairAvailable, pair_sample
+from arena.sampling import Candidate, NoPairAvailable, pair_sample, pair_sample_informed
 
 
 def draw(candidates, n=4000, seed=1, **kw):
@@ -56,3 +56,30 @@ def test_battle_targets_are_preferred():
 def test_fewer_than_two_models_cannot_battle():
     with pytest.raises(NoPairAvailable):
         pair_sample([Candidate(1, 1.0)], rng=random.Random(0))
+
+
+def test_information_aware_sampling_prefers_close_under_sampled_pairs_and_keeps_every_pair():
+    pool = [Candidate(i, 1.0) for i in range(1, 6)]
+    ratings = {1: 1200.0, 2: 1195.0, 3: 1000.0, 4: 800.0, 5: 795.0}
+    battles = {
+        (1, 2): 5,
+        (4, 5): 400,
+        (1, 3): 400,
+        (2, 3): 400,
+        (3, 4): 400,
+        (1, 4): 400,
+        (1, 5): 400,
+        (2, 4): 400,
+        (2, 5): 400,
+        (3, 5): 400,
+    }
+    rng = random.Random(3)
+    seen = Counter(
+        frozenset((a.id, b.id))
+        for a, b in (
+            pair_sample_informed(pool, rng=rng, ratings=ratings, pair_battles=battles) for _ in range(4000)
+        )
+    )
+    assert len(seen) == 10, "every pair must stay possible"
+    assert seen[frozenset({1, 2})] == max(seen.values()), "the close, rarely compared pair comes first"
+    assert seen[frozenset({1, 2})] > 2 * seen[frozenset({4, 5})]

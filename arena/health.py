@@ -1,0 +1,190 @@
+"""Liveness, readiness and Prometheus metrics for operators and orchestrators."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from arena.models import Battle, Generation, ModelEntry
+
+
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok"
+
+
+def _check_cache() -> str:
+    cache.set("arena:health", "ok", 10)
+    if cache.get("arena:health") != "ok":
+        raise RuntimeError("cache did not return the value it was given")
+    return "ok"
+
+
+def _broker_connection() -> object:
+    """A fresh connection, not the app's pool: the probe must see the broker as it is now, and a failed
+    probe must not leave a broken connection in the pool."""
+    from kombu import Connection
+
+    return Connection(
+        settings.CELERY_BROKER_URL,
+        connect_timeout=2,
+        transport_options=settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+    )
+
+
+def _check_broker() -> str:
+    with _broker_connection() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return "ok"
+
+
+def _check_workers() -> str:
+    from arena.celery import app
+
+    with _broker_connection() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+        replies = app.control.ping(timeout=1.0, connection=conn) or []
+    if not replies:
+        raise RuntimeError("no Celery worker answered")
+    return f"{len(replies)} answering"
+
+
+def _run(checks: dict[str, Callable[[], str]]) -> dict[str, dict[str, Any]]:
+    results = {}
+    for name, check in checks.items():
+        started = time.perf_counter()
+        try:
+            results[name] = {"ok": True, "detail": check()}
+        except Exception as exc:  # a readiness probe reports every failure, it never raises
+            results[name] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
+        results[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return results
+
+
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness: the process serves requests. Touches nothing else."""
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+@never_cache
+def readyz(request: HttpRequest) -> HttpResponse:
+    """Readiness: database, cache and broker must answer; workers are reported, and required with ?strict=1
+    (a web replica should not leave the load balancer because the GPU workers are down)."""
+    checks = {
+        "database": _check_database,
+        "cache": _check_cache,
+        "broker": _check_broker,
+        "workers": _check_workers,
+    }
+    results = _run(checks)
+    required = set(checks) if request.GET.get("strict") == "1" else {"database", "cache", "broker"}
+    ready = all(results[name]["ok"] for name in required)
+    return JsonResponse(
+        {"status": "ready" if ready else "unavailable", "checks": results}, status=200 if ready else 503
+    )
+
+
+def _lines(name: str, help_text: str, kind: str, samples: list[tuple[dict[str, str], float]]) -> list[str]:
+    out = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        label_text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        out.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
+    return out
+
+
+def _queue_depths() -> list[tuple[dict[str, str], float]]:
+    if not settings.CELERY_BROKER_URL.startswith("redis"):
+        return []
+    import redis
+
+    from arena.inprocess import BASE_QUEUES
+
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
+    queues = [
+        *BASE_QUEUES,
+        "gen-text",
+        "gen-image",
+        "gen-3d",
+        *ModelEntry.objects.exclude(queue="").values_list("queue", flat=True).distinct(),
+    ]
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2)
+    return [({"queue": q}, float(client.llen(f"{prefix}{q}"))) for q in dict.fromkeys(queues)]
+
+
+def _first_chunk_quantiles() -> list[tuple[dict[str, str], float]]:
+    since = timezone.now() - timezone.timedelta(hours=1)
+    rows = Generation.objects.filter(finished_at__gte=since, first_chunk_at__isnull=False).values_list(
+        "started_at", "first_chunk_at"
+    )[:5000]
+    values = sorted((chunk - started).total_seconds() for started, chunk in rows if started)
+    if not values:
+        return []
+    return [
+        ({"quantile": str(q)}, round(values[min(len(values) - 1, int(q * len(values)))], 4))
+        for q in (0.5, 0.9, 0.99)
+    ]
+
+
+@require_GET
+@never_cache
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text exposition. Protected by a bearer token when ARENA_METRICS_TOKEN is set."""
+    token = settings.ARENA_METRICS_TOKEN
+    if token and request.headers.get("Authorization") != f"Bearer {token}":
+        return HttpResponse("metrics need the bearer token\n", status=401, content_type="text/plain")
+    from voting.models import Vote
+
+    battles = Battle.objects.values("modality", "status").annotate(n=Count("id"))
+    votes = Vote.objects.values("battle__modality", "counted").annotate(n=Count("id"))
+    generations = Generation.objects.values("status").annotate(n=Count("id"))
+    lines = [
+        *_lines(
+            "arena_battles",
+            "Battles by modality and status.",
+            "gauge",
+            [({"modality": r["modality"], "status": r["status"]}, r["n"]) for r in battles],
+        ),
+        *_lines(
+            "arena_votes",
+            "Votes by modality and whether they count.",
+            "gauge",
+            [
+                ({"modality": r["battle__modality"], "counted": str(r["counted"]).lower()}, r["n"])
+                for r in votes
+            ],
+        ),
+        *_lines(
+            "arena_generations",
+            "Generations by status.",
+            "gauge",
+            [({"status": r["status"]}, r["n"]) for r in generations],
+        ),
+        *_lines(
+            "arena_models_in_outage",
+            "Active models taken out of sampling after failures.",
+            "gauge",
+            [({}, ModelEntry.objects.filter(active=True, outage_since__isnull=False).count())],
+        ),
+        *_lines(
+            "arena_generation_first_chunk_seconds",
+            "Claim to first chunk, last hour.",
+            "summary",
+            _first_chunk_quantiles(),
+        ),
+        *_lines("arena_queue_depth", "Messages waiting per Celery queue.", "gauge", _queue_depths()),
+    ]
+    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")

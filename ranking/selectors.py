@@ -1,0 +1,49 @@
+"""Reads for the leaderboard pages and API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ranking.models import LeaderboardSnapshot
+
+HISTORY_POINTS = 30
+
+
+def snapshot_latest(
+    *, modality: str, category: str = "", style_control: bool = False
+) -> LeaderboardSnapshot | None:
+    return (
+        LeaderboardSnapshot.objects.filter(modality=modality, category=category, style_control=style_control)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def rating_history(*, modality: str, category: str = "", style_control: bool = False) -> list[dict[str, Any]]:
+    """Each model's rating over the last snapshots, oldest first, for the history plot."""
+    snapshots = (
+        LeaderboardSnapshot.objects.filter(modality=modality, category=category, style_control=style_control)
+        .order_by("-created_at", "-id")
+        .values_list("created_at", "data")[:HISTORY_POINTS]
+    )
+    return [
+        {"at": created.isoformat(), "ratings": {m["slug"]: m["rating"] for m in data.get("models", [])}}
+        for created, data in reversed(list(snapshots))
+    ]
+
+
+def board_payload(*, modality: str, category: str = "", style_control: bool = False) -> dict[str, Any]:
+    """The JSON a leaderboard page renders: the latest snapshot plus the rating history."""
+    snapshot = snapshot_latest(modality=modality, category=category, style_control=style_control)
+    base: dict[str, Any] = {"modality": modality, "category": category, "style_control": style_control}
+    if snapshot is None:
+        return {**base, "snapshot": None, "history": []}
+    return {
+        **base,
+        "snapshot": {
+            "created_at": snapshot.created_at.isoformat(),
+            "n_votes": snapshot.n_votes,
+            **snapshot.data,
+        },
+        "history": rating_history(modality=modality, category=category, style_control=style_control),
+    }

@@ -1,0 +1,21 @@
+"""Celery tasks of the ranking app: thin adapters over ranking.services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.core.cache import cache
+
+from arena.models import Modality
+from ranking.services import leaderboard_refresh
+
+
+@shared_task(ignore_result=True, soft_time_limit=600, time_limit=660)
+def leaderboard_refresh_task(modality: str) -> None:
+    cache.delete(f"arena:leaderboard-pending:{modality}")
+    leaderboard_refresh(modality=modality)
+
+
+@shared_task(ignore_result=True, soft_time_limit=1800, time_limit=1900)
+def leaderboard_refresh_all_task() -> None:
+    for modality in Modality.values:
+        leaderboard_refresh(modality=modality)
