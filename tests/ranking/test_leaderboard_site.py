@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 
 from arena.asgi import application
 from arena.models import Battle, Generation, ModelEntry
-from ranking.models import LeaderboardSnapshot, PairTally
+from ranking.models import PairTally
 from ranking.services import leaderboard_compute, leaderboard_refresh
 from ranking.tallies import tally_rebuild
 from voting.models import Vote, Voter
