@@ -10,6 +10,7 @@ from channels.testing import WebsocketCommunicator
 
 from arena.asgi import application
 from arena.models import Battle, Generation, ModelEntry
+from ranking.engine import STYLE_FEATURES
 from ranking.models import PairTally
 from ranking.services import leaderboard_compute, leaderboard_refresh
 from ranking.tallies import tally_rebuild
@@ -94,8 +95,8 @@ def test_the_style_controlled_board_reports_coefficients(three_models, voter, se
     settings.ARENA_LEADERBOARD_MIN_BATTLES = 5
     seed_votes(voter, three_models, n=90)
     snapshot = leaderboard_compute(modality="text", style_control=True)
-    assert set(snapshot.data["style_coefficients"]) >= {"length"} or snapshot.data["style_coefficients"]
-    assert [r["slug"] for r in snapshot.data["models"]][0] == "strong"
+    assert set(snapshot.data["style_coefficients"]) == set(STYLE_FEATURES)
+    assert snapshot.data["models"][0]["slug"] == "strong"
 
 
 def test_refresh_builds_overall_style_and_category_boards(three_models, voter, settings):
