@@ -1,13 +1,23 @@
-"""Staff console for models, prompts and battles."""
+"""Staff console for models, prompts and battles.
+
+Who may do what is Django's permissions: every moderation action needs the change permission on its model
+(exporting needs arena.export_battle), which superusers and the "Moderators" group (manage.py
+setup_moderators) have. Each action asks for a reason and writes an audit entry through a service.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
+from arena import curation
+from arena.admin_forms import WeightForm, action_with_reason
 from arena.models import Battle, Generation, ModelEntry, Prompt, PromptSet
+from arena.selectors import battle_review
 from workers.backends import BackendConfigError, backend_class
 
 
@@ -59,9 +69,46 @@ class ModelEntryAdmin(admin.ModelAdmin):
     search_fields = ["slug", "display_name", "organization"]
     filter_horizontal = ["battle_targets"]
     readonly_fields = ["consecutive_failures", "outage_since", "created_at", "updated_at"]
-    actions = ["probe"]
+    actions = ["probe", "enable", "disable", "set_weight"]
 
-    @admin.action(description="Probe: run a short test generation")
+    @admin.action(description="Enable for battles…", permissions=["change"])
+    def enable(self, request: HttpRequest, queryset: QuerySet[ModelEntry]) -> HttpResponse | None:
+        return action_with_reason(
+            self,
+            request,
+            queryset,
+            title="Enable models",
+            apply=lambda m, data: curation.model_active_set(
+                model_id=m.id, active=True, actor_id=request.user.id, reason=data["reason"]
+            ),
+        )
+
+    @admin.action(description="Disable for battles…", permissions=["change"])
+    def disable(self, request: HttpRequest, queryset: QuerySet[ModelEntry]) -> HttpResponse | None:
+        return action_with_reason(
+            self,
+            request,
+            queryset,
+            title="Disable models",
+            apply=lambda m, data: curation.model_active_set(
+                model_id=m.id, active=False, actor_id=request.user.id, reason=data["reason"]
+            ),
+        )
+
+    @admin.action(description="Set sampling weight…", permissions=["change"])
+    def set_weight(self, request: HttpRequest, queryset: QuerySet[ModelEntry]) -> HttpResponse | None:
+        return action_with_reason(
+            self,
+            request,
+            queryset,
+            title="Set sampling weight",
+            form_class=WeightForm,
+            apply=lambda m, data: curation.model_weight_set(
+                model_id=m.id, weight=data["weight"], actor_id=request.user.id, reason=data["reason"]
+            ),
+        )
+
+    @admin.action(description="Probe: run a short test generation", permissions=["change"])
     def probe(self, request: HttpRequest, queryset: QuerySet[ModelEntry]) -> None:
         from workers.services import model_probe
 
@@ -85,21 +132,45 @@ class PromptSetAdmin(admin.ModelAdmin):
 
 @admin.register(Prompt)
 class PromptAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "prompt_set", "modality", "status", "created_at"]
+    """The moderation queue is the list filtered to status "pending" (or "blocked": refused by the policy)."""
+
+    list_display = ["__str__", "prompt_set", "modality", "language", "status", "created_at"]
     list_filter = ["status", "modality", "prompt_set"]
     search_fields = ["text"]
+    ordering = ["-created_at"]
+    actions = ["approve", "block"]
+
+    def _set_status(self, request: HttpRequest, queryset: QuerySet[Prompt], status: str, title: str) -> Any:
+        return action_with_reason(
+            self,
+            request,
+            queryset,
+            title=title,
+            apply=lambda p, data: curation.prompt_status_set(
+                prompt_id=p.id, status=status, actor_id=request.user.id, reason=data["reason"]
+            ),
+        )
+
+    @admin.action(description="Approve…", permissions=["change"])
+    def approve(self, request: HttpRequest, queryset: QuerySet[Prompt]) -> HttpResponse | None:
+        return self._set_status(request, queryset, Prompt.Status.APPROVED, "Approve prompts")
+
+    @admin.action(description="Block…", permissions=["change"])
+    def block(self, request: HttpRequest, queryset: QuerySet[Prompt]) -> HttpResponse | None:
+        return self._set_status(request, queryset, Prompt.Status.BLOCKED, "Block prompts")
 
 
 class GenerationInline(admin.TabularInline):
     model = Generation
     extra = 0
     can_delete = False
+    # The outputs themselves are shown side by side above (templates/admin/arena/battle/change_form.html).
     fields = [
         "turn",
         "side",
         "model",
         "status",
-        "output",
+        "flagged",
         "error",
         "started_at",
         "first_chunk_at",
@@ -115,8 +186,32 @@ class BattleAdmin(admin.ModelAdmin):
     list_filter = ["status", "modality"]
     search_fields = ["code"]
     list_select_related = ["model_a", "model_b"]
-    readonly_fields = ["code", "voter", "model_a", "model_b", "conversation", "created_at", "ready_at"]
+    readonly_fields = ["code", "voter", "model_a", "model_b", "created_at", "ready_at"]
+    exclude = ["conversation"]  # shown turn by turn with both answers
     inlines = [GenerationInline]
+    actions = ["export_jsonl"]
 
     def has_delete_permission(self, request: HttpRequest, obj: Battle | None = None) -> bool:
         return False  # votes hang off battles and are append-only
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("arena.export_battle")
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        battle = self.get_object(request, object_id)
+        context = {**(extra_context or {}), "review": battle_review(battle) if battle else None}
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    @admin.action(description="Export the selected battles (JSON lines)", permissions=["export"])
+    def export_jsonl(self, request: HttpRequest, queryset: QuerySet[Battle]) -> HttpResponse:
+        from arena.api import streaming_download
+        from voting import export
+
+        spec = export.ExportFilter(
+            with_conversations=True, battle_ids=list(queryset.values_list("id", flat=True))
+        )
+        return streaming_download(
+            request, export.jsonl_chunks(spec), fmt="jsonl", filename="battles-selected"
+        )

@@ -6,7 +6,9 @@ must stop the process at start-up, not silently fall back to a default.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -43,7 +45,9 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
-def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+def env_float(
+    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -53,6 +57,8 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -68,3 +74,25 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {sorted(choices)}, got {value!r}")
     return value
+
+
+def env_regex_list(name: str) -> list[str]:
+    """Regular expressions as a JSON array of strings (a comma list cannot hold `a{1,3}`), each compiled
+    here so a bad pattern stops start-up instead of failing on the first request."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return []
+    try:
+        patterns = json.loads(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a JSON array of strings, got {raw!r}") from None
+    if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
+        raise ImproperlyConfigured(f"{name} must be a JSON array of non-empty strings, got {raw!r}")
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ImproperlyConfigured(
+                f"{name}: {pattern!r} is not a valid regular expression: {exc}"
+            ) from None
+    return patterns

@@ -6,6 +6,7 @@ from __future__ import annotations
 class ArenaError(Exception):
     status = 400
     code = "bad_request"
+    headers: dict[str, str] = {}  # extra response headers, e.g. Retry-After on a 429
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -35,3 +36,10 @@ class Conflict(ArenaError):
 class Unavailable(ArenaError):
     status = 503
     code = "unavailable"
+
+
+class ContentBlocked(ArenaError):
+    """The content policy refused the text; the message says why, so the visitor can rephrase."""
+
+    status = 422
+    code = "content_blocked"

@@ -122,6 +122,7 @@ class Battle(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["voter", "-created_at"])]
+        permissions = [("export_battle", "Can export battles and their votes")]
 
     def __str__(self) -> str:
         return self.code
@@ -156,6 +157,10 @@ class Generation(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Set by the content check when the answer finished: the page hides it behind a click and the
+    # battle's vote is stored but not counted.
+    flagged = models.BooleanField(default=False)
+    flag_reasons = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["battle_id", "turn", "side"]

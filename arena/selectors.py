@@ -9,8 +9,9 @@ from django.core.cache import cache
 from django.db.models import Count
 
 from arena.errors import NotAllowed, NotFound
-from arena.models import Battle, Generation, ModelEntry
+from arena.models import Battle, Generation, Modality, ModelEntry
 from arena.sampling import Candidate
+from voting.models import Vote
 
 _VOTE_COUNT_CACHE_SECONDS = 60
 
@@ -56,10 +57,28 @@ def battle_for_voter(*, code: str, voter_id: int | None) -> Battle:
     return battle
 
 
+def battle_excluded_reason(battle: Battle) -> str | None:
+    """Why a vote on this battle must not count, from the battle's own content (None: nothing found).
+
+    An answer the content filter hid was judged by a voter who may not have read it, and may be what drew
+    the vote; the vote is kept but left out of the ratings.
+    """
+    if battle.generations.filter(flagged=True).exists():
+        return "an answer was hidden by the content filter"
+    return None
+
+
 def _side_state(gen: Generation | None) -> dict[str, Any]:
     if gen is None:
-        return {"status": "queued", "output": "", "error": "", "attempt": 0}
-    return {"status": gen.status, "output": gen.output, "error": gen.error, "attempt": gen.attempts}
+        return {"status": "queued", "output": "", "error": "", "attempt": 0, "flagged": False}
+    return {
+        "status": gen.status,
+        "output": gen.output,
+        "error": gen.error,
+        "attempt": gen.attempts,
+        # The page shows a flagged answer only after a click ("show anyway").
+        "flagged": gen.flagged,
+    }
 
 
 def _reveal(model: ModelEntry) -> dict[str, Any]:
@@ -70,6 +89,16 @@ def _reveal(model: ModelEntry) -> dict[str, Any]:
         "license": model.license,
         "demo": model.is_demo,
     }
+
+
+def _vote_outcome_for_voter(vote: Vote) -> tuple[bool, str]:
+    """What the voter is told about their vote. Exclusions by the integrity checks stay silent: telling a bot
+    which signal caught it teaches it to avoid that signal. Identity leaks and content filters are said."""
+    from voting.reasons import BANNED, FRAUD_PREFIXES
+
+    if not vote.counted and vote.exclusion_reason.startswith((*FRAUD_PREFIXES, BANNED)):
+        return True, ""
+    return vote.counted, vote.exclusion_reason
 
 
 def battle_state(battle: Battle) -> dict[str, Any]:
@@ -92,10 +121,121 @@ def battle_state(battle: Battle) -> dict[str, Any]:
     }
     vote = getattr(battle, "vote", None) if battle.status == Battle.Status.VOTED else None
     if vote is not None:
+        counted, reason = _vote_outcome_for_voter(vote)
         state["vote"] = {
             "choice": vote.choice,
-            "counted": vote.counted,
-            "reason": vote.exclusion_reason,
+            "counted": counted,
+            "reason": reason,
             "reveal": {"a": _reveal(battle.model_a), "b": _reveal(battle.model_b)},
         }
+    return state
+
+
+# Vote fields the review page shows as signals, when the vote model has them (the vote-integrity work adds
+# some): label, attribute.
+_VOTE_SIGNALS = [
+    ("Seconds to vote", "seconds_to_vote"),
+    ("Risk score", "risk_score"),
+    ("Risk reasons", "risk_reasons"),
+    ("Categories", "categories"),
+    ("Style metadata", "conv_metadata"),
+]
+
+
+def battle_review(battle: Battle) -> dict[str, Any]:
+    """Both sides turn by turn, the vote with its signals, and the audit trail: the staff review page."""
+    from arena.models import AuditEntry
+    from voting.models import Vote
+
+    generations = list(battle.generations.all())
+    by_turn = {(g.turn, g.side): g for g in generations}
+    turns = [
+        {"number": i + 1, "prompt": prompt, "a": by_turn.get((i, "a")), "b": by_turn.get((i, "b"))}
+        for i, prompt in enumerate(battle.conversation)
+    ]
+    vote = Vote.objects.filter(battle=battle).select_related("voter").first()
+    signals = [
+        (label, getattr(vote, name))
+        for label, name in _VOTE_SIGNALS
+        if vote is not None and hasattr(vote, name)
+    ]
+    targets = [("arena.battle", battle.id), *(("arena.generation", g.id) for g in generations)]
+    if vote is not None:
+        targets += [("voting.vote", vote.id), ("voting.voter", vote.voter_id)]
+    trail = AuditEntry.objects.none()
+    for target_type, target_id in targets:
+        trail |= AuditEntry.objects.filter(target_type=target_type, target_id=str(target_id))
+    return {
+        "turns": turns,
+        "vote": vote,
+        "signals": signals,
+        "audit": list(trail.select_related("actor").order_by("-created_at")[:50]),
+    }
+
+
+def stats_public() -> dict[str, Any]:
+    """Battle and vote counts per modality and per released model, cached briefly (aggregates over votes)."""
+    key = "arena:stats-public"
+    cached = cache.get(key)
+    if cached is None:
+        cached = _stats_compute()
+        cache.set(key, cached, settings.ARENA_PUBLIC_STATS_CACHE_SECONDS)
+    return cached
+
+
+def _stats_compute() -> dict[str, Any]:
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from voting.models import Vote
+
+    modalities = {m: {"battles": 0, "votes": 0, "counted_votes": 0} for m in Modality.values}
+    for row in Battle.objects.values("modality").annotate(n=Count("id")):
+        modalities[row["modality"]]["battles"] = row["n"]
+    votes = Vote.objects.values("battle__modality").annotate(
+        n=Count("id"), counted=Count("id", Q(counted=True))
+    )
+    for row in votes:
+        modalities[row["battle__modality"]].update(votes=row["n"], counted_votes=row["counted"])
+    per_model: dict[int, dict[str, int]] = {}
+    for side in ("model_a", "model_b"):
+        for row in Battle.objects.values(side).annotate(n=Count("id")):
+            per_model.setdefault(row[side], {"battles": 0, "votes": 0, "counted_votes": 0})["battles"] += row[
+                "n"
+            ]
+        field = f"battle__{side}"
+        for row in Vote.objects.values(field).annotate(n=Count("id"), counted=Count("id", Q(counted=True))):
+            counts = per_model.setdefault(row[field], {"battles": 0, "votes": 0, "counted_votes": 0})
+            counts["votes"] += row["n"]
+            counts["counted_votes"] += row["counted"]
+    # Unreleased models are tested anonymously: their names stay private until release.
+    models = ModelEntry.objects.filter(id__in=per_model, released=True).order_by("modality", "slug")
+    return {
+        "generated_at": timezone.now().isoformat(),
+        "modalities": modalities,
+        "models": [
+            {"slug": m.slug, "name": m.display_name, "modality": m.modality, **per_model[m.id]}
+            for m in models
+        ],
+    }
+
+
+def sampling_state(modality: str) -> tuple[dict[int, float], dict[tuple[int, int], int]]:
+    """Ratings and battles per pair from the latest overall board, for information-aware sampling."""
+    key = f"arena:sampling-state:{modality}"
+    state = cache.get(key)
+    if state is None:
+        from ranking.models import PairTally
+        from ranking.selectors import snapshot_latest
+
+        snapshot = snapshot_latest(modality=modality)
+        slugs = {m["slug"]: m["rating"] for m in snapshot.data.get("models", [])} if snapshot else {}
+        ids = dict(ModelEntry.objects.filter(slug__in=slugs).values_list("slug", "id"))
+        ratings = {ids[s]: r for s, r in slugs.items() if s in ids}
+        tallies = PairTally.objects.filter(modality=modality, category="").values_list(
+            "model_lo_id", "model_hi_id", "lo_won", "hi_won", "ties"
+        )
+        pairs = {(lo, hi): a + b + t for lo, hi, a, b, t in tallies}
+        state = (ratings, pairs)
+        cache.set(key, state, _VOTE_COUNT_CACHE_SECONDS)
     return state

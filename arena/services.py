@@ -7,10 +7,12 @@ import random
 from django.conf import settings
 from django.db import transaction
 
-from arena.errors import Conflict, InvalidInput, NotAllowed, NotFound, Unavailable
-from arena.models import Battle, Generation, Modality, ModelEntry
-from arena.sampling import NoPairAvailable, pair_sample
-from arena.selectors import model_candidates
+from arena.audit import audit_record
+from arena.errors import Conflict, ContentBlocked, InvalidInput, NotAllowed, NotFound, Unavailable
+from arena.models import Battle, Generation, Modality, ModelEntry, Prompt
+from arena.moderation import ModerationUnavailable, content_check
+from arena.sampling import Candidate, NoPairAvailable, pair_sample, pair_sample_informed
+from arena.selectors import model_candidates, sampling_state
 from voting.models import Voter
 
 _rng = random.SystemRandom()
@@ -29,6 +31,36 @@ def prompt_clean(text: object) -> str:
     if len(text) > limit:
         raise InvalidInput(f"Your prompt is {len(text):,} characters long; the limit is {limit:,}.")
     return text
+
+
+def prompt_blocked_record(*, text: str, modality: str, reason: str) -> None:
+    """Keep a refused prompt in the moderation queue (once per text), with the rule's audit entry."""
+    if Prompt.objects.filter(text=text, modality=modality, status=Prompt.Status.BLOCKED).exists():
+        return
+    with transaction.atomic():
+        prompt = Prompt.objects.create(text=text, modality=modality, status=Prompt.Status.BLOCKED)
+        audit_record(
+            action="prompt.block",
+            target_type="arena.prompt",
+            target_id=prompt.id,
+            rule="content_policy",
+            reason=reason,
+            before={"status": None},
+            after={"status": Prompt.Status.BLOCKED},
+        )
+
+
+def prompt_moderate(*, text: str, modality: str) -> None:
+    """Refuse a prompt the content policy flags. Runs before anything is stored or queued."""
+    try:
+        verdict = content_check(text)
+    except ModerationUnavailable as exc:
+        raise Unavailable(str(exc)) from None
+    if verdict.flagged:
+        prompt_blocked_record(text=text, modality=modality, reason=verdict.reason)
+        raise ContentBlocked(
+            f"This prompt was blocked by the content policy: {verdict.reason}. Please rephrase it."
+        )
 
 
 def modality_clean(value: object) -> str:
@@ -54,14 +86,22 @@ def _generations_create(battle: Battle, turn: int) -> list[Generation]:
     ]
 
 
+def _pair_choose(modality: str) -> tuple[Candidate, Candidate]:
+    candidates = model_candidates(modality)
+    if settings.ARENA_PAIR_SAMPLING == "information":
+        ratings, pair_battles = sampling_state(modality)
+        if ratings:
+            return pair_sample_informed(candidates, rng=_rng, ratings=ratings, pair_battles=pair_battles)
+    return pair_sample(candidates, rng=_rng, target_share=settings.ARENA_TARGET_SHARE)
+
+
 def battle_create(*, voter: Voter, modality: str, prompt_text: object) -> Battle:
     """Sample two models, store the battle and its first turn, and queue both sides."""
     modality = modality_clean(modality)
     prompt = prompt_clean(prompt_text)
+    prompt_moderate(text=prompt, modality=modality)
     try:
-        left, right = pair_sample(
-            model_candidates(modality), rng=_rng, target_share=settings.ARENA_TARGET_SHARE
-        )
+        left, right = _pair_choose(modality)
     except NoPairAvailable:
         raise Unavailable("Not enough models are available for a battle right now. Try again soon.") from None
     models = ModelEntry.objects.in_bulk([left.id, right.id])
@@ -80,6 +120,9 @@ def battle_create(*, voter: Voter, modality: str, prompt_text: object) -> Battle
 def battle_continue(*, code: str, voter: Voter, prompt_text: object) -> Battle:
     """Add a turn to a finished, unvoted battle. Locks the battle row while it checks and writes."""
     prompt = prompt_clean(prompt_text)
+    # Checked before the lock: a classifier or an API call must not hold the battle row.
+    modality = Battle.objects.filter(code=code).values_list("modality", flat=True).first()
+    prompt_moderate(text=prompt, modality=modality or Modality.TEXT)
     with transaction.atomic():
         battle = (
             Battle.objects.select_for_update().select_related("model_a", "model_b").filter(code=code).first()

@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from arena.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from arena.env import env_bool, env_choice, env_float, env_int, env_list, env_regex_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ARENA_VAR_DIR", str(BASE_DIR / "var")))
@@ -152,6 +152,18 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
+# Production hardening, all from the environment (see README, "Deployment").
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+ARENA_METRICS_TOKEN = env_str("ARENA_METRICS_TOKEN")
+
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 365
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -192,6 +204,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "generation-sweep": {"task": "workers.tasks.generation_sweep_task", "schedule": 30.0},
     "model-probe": {"task": "workers.tasks.model_probe_task", "schedule": 60.0},
+    "leaderboards": {
+        "task": "ranking.tasks.leaderboard_refresh_all_task",
+        "schedule": float(env_int("ARENA_LEADERBOARD_REFRESH_SECONDS", 300, minimum=5)),
+        "options": {"queue": "ranking"},
+    },
 }
 
 # --- Arena ---------------------------------------------------------------------------------------
@@ -207,10 +224,106 @@ ARENA_STREAM_FLUSH_SECONDS = env_float("ARENA_STREAM_FLUSH_SECONDS", 0.5, minimu
 ARENA_OUTAGE_AFTER_FAILURES = env_int("ARENA_OUTAGE_AFTER_FAILURES", 3, minimum=1)
 ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 2.0, minimum=1.0)
 ARENA_NEW_MODEL_VOTES = env_int("ARENA_NEW_MODEL_VOTES", 3000, minimum=0)
+# "weighted": by model weight (Chatbot Arena's way); "information": prefer the pairs whose comparison most
+# reduces ranking uncertainty, with a uniform floor so every pair still appears.
+ARENA_PAIR_SAMPLING = env_choice("ARENA_PAIR_SAMPLING", "weighted", {"weighted", "information"})
 ARENA_TARGET_SHARE = env_float("ARENA_TARGET_SHARE", 0.5, minimum=0.0)
 ARENA_DEMO_DELAY = env_float("ARENA_DEMO_DELAY", 0.03, minimum=0.0)
+# Models with fewer battles are marked provisional and hidden unless the page asks for them.
+ARENA_LEADERBOARD_MIN_BATTLES = env_int("ARENA_LEADERBOARD_MIN_BATTLES", 10, minimum=1)
+# Seconds after a vote before its board is recomputed: votes in that window share one recompute.
+ARENA_LEADERBOARD_DEBOUNCE = env_int("ARENA_LEADERBOARD_DEBOUNCE", 3, minimum=0)
 ARENA_HASH_SALT = env_str("ARENA_HASH_SALT", SECRET_KEY)
 ARENA_STORE_RAW_IP = env_bool("ARENA_STORE_RAW_IP", False)
 ARENA_IP_HEADER = env_choice(
     "ARENA_IP_HEADER", "REMOTE_ADDR", {"REMOTE_ADDR", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP"}
 )
+
+# --- Content moderation --------------------------------------------------------------------------
+# Prompts are checked before anything is generated; answers after they finish (a flagged answer is hidden
+# behind a click and its battle's vote is not counted). Every layer is optional and off by default.
+# Words or phrases, comma-separated, matched case-insensitively as whole words.
+ARENA_BLOCKED_TERMS = env_list("ARENA_BLOCKED_TERMS", [])
+# Regular expressions as a JSON array of strings, e.g. ["\\bkill\\s+yourself\\b"]; matched ignoring case.
+ARENA_BLOCKED_PATTERNS = env_regex_list("ARENA_BLOCKED_PATTERNS")
+# A local transformers text-classification model (a directory saved with save_pretrained).
+ARENA_MODERATION_MODEL_PATH = env_str("ARENA_MODERATION_MODEL_PATH")
+ARENA_MODERATION_THRESHOLD = env_float("ARENA_MODERATION_THRESHOLD", 0.5, minimum=0.0, maximum=1.0)
+ARENA_MODERATION_FLAGGED_LABELS = env_list(
+    "ARENA_MODERATION_FLAGGED_LABELS",
+    ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate", "hate", "offensive", "unsafe"],
+)
+ARENA_MODERATION_DEVICE = env_str("ARENA_MODERATION_DEVICE", "cpu")
+# Long texts are classified in windows of this many characters; the worst window decides.
+ARENA_MODERATION_WINDOW_CHARS = env_int("ARENA_MODERATION_WINDOW_CHARS", 2000, minimum=100)
+# A local image-classification model for image outputs.
+ARENA_MODERATION_IMAGE_MODEL_PATH = env_str("ARENA_MODERATION_IMAGE_MODEL_PATH")
+ARENA_MODERATION_IMAGE_THRESHOLD = env_float(
+    "ARENA_MODERATION_IMAGE_THRESHOLD", 0.5, minimum=0.0, maximum=1.0
+)
+ARENA_MODERATION_IMAGE_FLAGGED_LABELS = env_list(
+    "ARENA_MODERATION_IMAGE_FLAGGED_LABELS", ["nsfw", "porn", "hentai", "sexy", "unsafe"]
+)
+# An OpenAI-style moderation endpoint (POST {"input": text} -> {"results": [{"flagged": ...}]}).
+ARENA_MODERATION_API_URL = env_str("ARENA_MODERATION_API_URL")
+ARENA_MODERATION_API_MODEL = env_str("ARENA_MODERATION_API_MODEL")
+ARENA_MODERATION_API_TIMEOUT = env_float("ARENA_MODERATION_API_TIMEOUT", 5.0, minimum=0.1)
+# The name of the environment variable that holds the API key (the key itself stays out of settings files).
+ARENA_MODERATION_API_KEY_ENV = env_str("ARENA_MODERATION_API_KEY_ENV")
+if ARENA_MODERATION_API_KEY_ENV and not env_str(ARENA_MODERATION_API_KEY_ENV):
+    raise ImproperlyConfigured(
+        f"ARENA_MODERATION_API_KEY_ENV names {ARENA_MODERATION_API_KEY_ENV}, which is not set"
+    )
+ARENA_MODERATION_API_KEY = env_str(ARENA_MODERATION_API_KEY_ENV) if ARENA_MODERATION_API_KEY_ENV else ""
+# When a classifier or the API fails: refuse (prompts get a 503, answers are hidden) or let content through.
+ARENA_MODERATION_FAIL_CLOSED = env_bool("ARENA_MODERATION_FAIL_CLOSED", False)
+
+# --- Exports and public API ----------------------------------------------------------------------
+# Rows read per database round trip while exporting; memory is bounded by this, not by the export size.
+ARENA_EXPORT_CHUNK = env_int("ARENA_EXPORT_CHUNK", 5000, minimum=100)
+# New leaderboard snapshots are published at once unless an operator wants to review them first.
+ARENA_LEADERBOARD_AUTO_PUBLISH = env_bool("ARENA_LEADERBOARD_AUTO_PUBLISH", True)
+ARENA_PUBLIC_STATS_CACHE_SECONDS = env_int("ARENA_PUBLIC_STATS_CACHE_SECONDS", 60, minimum=0)
+
+# --- Vote integrity --------------------------------------------------------------------------------------
+# Rates are "count/seconds" or "off". Per network means the /24 (IPv4) or /48 (IPv6): campuses and carrier
+# NATs put many honest people there, hence its higher limit.
+from voting.rates import env_rate  # noqa: E402  (settings helper: no models imported)
+
+ARENA_VOTE_RATE_PER_VOTER = env_rate("ARENA_VOTE_RATE_PER_VOTER", "30/3600")
+ARENA_VOTE_RATE_PER_IP = env_rate("ARENA_VOTE_RATE_PER_IP", "120/3600")
+ARENA_VOTE_RATE_PER_NETWORK = env_rate("ARENA_VOTE_RATE_PER_NETWORK", "600/3600")
+ARENA_BATTLE_RATE_PER_VOTER = env_rate("ARENA_BATTLE_RATE_PER_VOTER", "60/3600")
+ARENA_BATTLE_RATE_PER_IP = env_rate("ARENA_BATTLE_RATE_PER_IP", "240/3600")
+ARENA_BATTLE_RATE_PER_NETWORK = env_rate("ARENA_BATTLE_RATE_PER_NETWORK", "1200/3600")
+# Proof of work on every vote: 2**difficulty SHA-256 hashes on average in the browser; 0 turns it off.
+ARENA_POW_DIFFICULTY = env_int("ARENA_POW_DIFFICULTY", 16, minimum=0)
+if ARENA_POW_DIFFICULTY > 32:
+    raise ImproperlyConfigured(f"ARENA_POW_DIFFICULTY must be at most 32, got {ARENA_POW_DIFFICULTY}")
+ARENA_POW_TTL = env_int("ARENA_POW_TTL", 300, minimum=10)
+ARENA_VOTE_LOGIN_REQUIRED = env_bool("ARENA_VOTE_LOGIN_REQUIRED", False)
+# Optional third-party CAPTCHA, checked server-side on every vote in addition to the proof of work.
+ARENA_CAPTCHA_PROVIDER = env_choice("ARENA_CAPTCHA_PROVIDER", "none", {"none", "turnstile", "hcaptcha"})
+ARENA_CAPTCHA_SITE_KEY = env_str("ARENA_CAPTCHA_SITE_KEY")
+ARENA_CAPTCHA_SECRET = env_str("ARENA_CAPTCHA_SECRET")
+ARENA_CAPTCHA_VERIFY_URL = env_str(
+    "ARENA_CAPTCHA_VERIFY_URL",
+    {
+        "turnstile": "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+        "hcaptcha": "https://api.hcaptcha.com/siteverify",
+    }.get(ARENA_CAPTCHA_PROVIDER, ""),
+)
+ARENA_CAPTCHA_TIMEOUT = env_float("ARENA_CAPTCHA_TIMEOUT", 5.0, minimum=0.1)
+if ARENA_CAPTCHA_PROVIDER != "none" and not (ARENA_CAPTCHA_SECRET and ARENA_CAPTCHA_SITE_KEY):
+    raise ImproperlyConfigured(
+        "ARENA_CAPTCHA_SECRET and ARENA_CAPTCHA_SITE_KEY must be set when ARENA_CAPTCHA_PROVIDER is set"
+    )
+# The periodic fraud sweep (voting.tasks.fraud_sweep_task): how often, and how far back it looks (0 = all).
+ARENA_FRAUD_SWEEP_SECONDS = env_int("ARENA_FRAUD_SWEEP_SECONDS", 900, minimum=10)
+ARENA_FRAUD_SWEEP_DAYS = env_int("ARENA_FRAUD_SWEEP_DAYS", 90, minimum=0)
+ARENA_FRAUD_SWEEP_LOCK_SECONDS = env_int("ARENA_FRAUD_SWEEP_LOCK_SECONDS", 1800, minimum=60)
+CELERY_BEAT_SCHEDULE["fraud-sweep"] = {
+    "task": "voting.tasks.fraud_sweep_task",
+    "schedule": float(ARENA_FRAUD_SWEEP_SECONDS),
+    "options": {"queue": "ranking"},
+}

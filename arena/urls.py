@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from arena import views
+from arena import api, health, views
 from voting import views as voting_views
 
 arena_patterns = [
@@ -13,8 +13,24 @@ arena_patterns = [
     path("api/battles/<str:code>/vote", voting_views.vote, name="vote"),
     path("api/prompts/random", views.prompt_random, name="prompt-random"),
 ]
+# Vote integrity: the proof-of-work challenge a vote must carry.
+arena_patterns += [
+    path("api/battles/<str:code>/challenge", voting_views.challenge, name="vote-challenge"),
+]
+
+# The public read-only API, its OpenAPI document, and the staff export.
+arena_patterns += [
+    path("api/v1/leaderboards/<str:modality>", api.leaderboard, name="api-leaderboard"),
+    path("api/v1/stats", api.stats, name="api-stats"),
+    path("api/v1/openapi.json", api.openapi, name="api-openapi"),
+    path("api/export/battles.<str:fmt>", api.export_battles, name="api-export-battles"),
+]
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     path("", include((arena_patterns, "arena"))),
+    path("", include("ranking.urls")),
     path("admin/", admin.site.urls),
 ]

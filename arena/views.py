@@ -14,7 +14,16 @@ from arena import services
 from arena.errors import ArenaError, InvalidInput
 from arena.models import Modality, Prompt
 from arena.selectors import battle_for_voter, battle_state
-from arena.web import json_errors, request_payload, request_voter, request_voter_id, wants_json
+from arena.web import (
+    error_response,
+    json_errors,
+    request_payload,
+    request_voter,
+    request_voter_id,
+    wants_json,
+)
+from voting.identity import client_ip
+from voting.limits import battle_rate_check
 
 
 def _page(
@@ -52,14 +61,14 @@ def battle_start(request: HttpRequest) -> HttpResponse:
     """Start a battle: JSON for the page's script, a redirect for a plain form post."""
     try:
         payload = request_payload(request)
+        voter = request_voter(request)
+        battle_rate_check(voter_id=voter.id, ip=client_ip(request.META))
         battle = services.battle_create(
-            voter=request_voter(request),
-            modality=payload.get("modality", Modality.TEXT),
-            prompt_text=payload.get("prompt"),
+            voter=voter, modality=payload.get("modality", Modality.TEXT), prompt_text=payload.get("prompt")
         )
     except ArenaError as exc:
         if wants_json(request):
-            return JsonResponse({"error": exc.message, "code": exc.code}, status=exc.status)
+            return error_response(exc)
         return _page(request, state=None, modality=Modality.TEXT, error=exc.message, status=exc.status)
     url = reverse("arena:battle", args=[battle.code])
     if wants_json(request):

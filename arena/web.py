@@ -59,14 +59,22 @@ def request_payload(request: HttpRequest) -> dict[str, Any]:
     return payload
 
 
+def error_response(exc: ArenaError) -> JsonResponse:
+    """`{"error": ..., "code": ...}` with the error's HTTP status and headers."""
+    response = JsonResponse({"error": exc.message, "code": exc.code}, status=exc.status)
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
+
+
 def json_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Turn service errors into `{"error": ..., "code": ...}` with the error's HTTP status."""
+    """Turn service errors raised by the view into error_response()."""
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             return view(request, *args, **kwargs)
         except ArenaError as exc:
-            return JsonResponse({"error": exc.message, "code": exc.code}, status=exc.status)
+            return error_response(exc)
 
     return wrapper

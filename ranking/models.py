@@ -42,10 +42,15 @@ class LeaderboardSnapshot(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     n_votes = models.PositiveIntegerField(default=0)
     data = models.JSONField(default=dict)
+    # The public board is the latest frozen snapshot of its board if there is one, else the latest
+    # published one (ranking.publication.snapshot_public). Freezing pins a board while votes are reviewed.
+    published = models.BooleanField(default=False)
+    frozen = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["modality", "category", "style_control", "-created_at"])]
+        permissions = [("publish_leaderboardsnapshot", "Can publish and freeze leaderboards")]
 
     def __str__(self) -> str:
         style = " (style)" if self.style_control else ""

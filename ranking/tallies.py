@@ -55,10 +55,43 @@ def tally_record(*, votes: Iterable[Vote], sign: int) -> None:
     _apply(totals)
 
 
+# PostgreSQL rebuilds in one statement: a million votes aggregate in about a second, against many seconds
+# of Python. Ties and both-bad go to `ties`; a decisive vote goes to the side whose model won.
+_REBUILD_PG = """
+WITH v AS (
+    SELECT b.modality, LEAST(b.model_a_id, b.model_b_id) AS lo, GREATEST(b.model_a_id, b.model_b_id) AS hi,
+        CASE WHEN v.choice IN ('tie', 'both_bad') THEN 0
+             WHEN (v.choice = 'a') = (b.model_a_id < b.model_b_id) THEN 1 ELSE 0 END AS lo_won,
+        CASE WHEN v.choice IN ('tie', 'both_bad') THEN 0
+             WHEN (v.choice = 'a') = (b.model_a_id < b.model_b_id) THEN 0 ELSE 1 END AS hi_won,
+        CASE WHEN v.choice IN ('tie', 'both_bad') THEN 1 ELSE 0 END AS ties,
+        v.categories
+    FROM voting_vote v JOIN arena_battle b ON b.id = v.battle_id
+    WHERE v.counted
+)
+INSERT INTO ranking_pairtally (modality, category, model_lo_id, model_hi_id, lo_won, hi_won, ties)
+SELECT modality, '', lo, hi, SUM(lo_won), SUM(hi_won), SUM(ties) FROM v GROUP BY modality, lo, hi
+UNION ALL
+SELECT modality, c.category, lo, hi, SUM(lo_won), SUM(hi_won), SUM(ties)
+FROM v CROSS JOIN LATERAL jsonb_array_elements_text(v.categories) AS c(category)
+GROUP BY modality, c.category, lo, hi
+"""
+
+
 @transaction.atomic
 def tally_rebuild() -> int:
     """Recompute every tally from the counted votes. Returns the number of tally rows."""
     PairTally.objects.all().delete()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_REBUILD_PG)
+    else:
+        _rebuild_in_python()
+    return PairTally.objects.count()
+
+
+def _rebuild_in_python() -> None:
+    """The portable rebuild (SQLite): the same sums as _REBUILD_PG, computed here."""
     totals: Counter[tuple[Key, int]] = Counter()
     votes = Vote.objects.filter(counted=True).values_list(
         "choice", "categories", "battle__modality", "battle__model_a_id", "battle__model_b_id"
@@ -72,4 +105,3 @@ def tally_rebuild() -> int:
     for (key, i), value in totals.items():
         grouped.setdefault(key, [0, 0, 0])[i] = value
     _apply(grouped)
-    return PairTally.objects.count()

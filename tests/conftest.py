@@ -14,6 +14,13 @@ from tests.support.asgi import AsgiServer
 from voting.models import Voter
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last (a stable sort keeps pytest-django's order otherwise): while Playwright is open an
+    event loop runs in the main thread, and an async test after it could not start its own."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 @pytest.fixture
 def demo_models(db: None) -> list[ModelEntry]:
     demo_seed()

@@ -27,8 +27,19 @@ class Voter(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="voter"
     )
+    # Salted hash of a coarse device fingerprint the page sends with a vote (latest seen): advisory only,
+    # it groups accounts on one device for the ring test and is trivially spoofed.
+    fingerprint_hash = models.CharField(max_length=64, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(auto_now=True)
+    # Moderation state; every change goes through voting.integrity, which writes an audit entry.
+    flagged = models.BooleanField(default=False, db_index=True)
+    flag_reasons = models.JSONField(default=list, blank=True)
+    risk_score = models.FloatField(default=0.0, help_text="0-1, from the latest fraud sweep.")
+    banned = models.BooleanField(default=False, db_index=True)
+    trusted = models.BooleanField(
+        default=False, help_text="Staff cleared this voter: the automatic sweep never flags it again."
+    )
 
     def __str__(self) -> str:
         return self.code
@@ -51,9 +62,21 @@ class Vote(models.Model):
     # Decided at vote time so boards and exports need not re-read the conversation.
     categories = models.JSONField(default=list, blank=True)
     conv_metadata = models.JSONField(default=dict, blank=True)
+    # Where the vote came from, as salted hashes taken at vote time (a voter's address can change):
+    # the sweep's rate and ring signals group votes by them.
+    ip_hash = models.CharField(max_length=64, blank=True)
+    network_hash = models.CharField(max_length=64, blank=True)
+    fingerprint_hash = models.CharField(max_length=64, blank=True)
+    prompt_hash = models.CharField(max_length=16, blank=True, help_text="Salted hash of the first prompt.")
+    risk_score = models.FloatField(default=0.0, help_text="0-1: vote-time checks, raised by later sweeps.")
+    risk_reasons = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["voter", "-created_at"], name="vote_voter_recent"),
+            models.Index(fields=["ip_hash", "-created_at"], name="vote_ip_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.battle_id}:{self.choice}"

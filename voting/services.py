@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from arena.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from arena.models import Battle, Generation, ModelEntry
+from arena.selectors import battle_excluded_reason
+from ranking.services import leaderboard_refresh_soon
 from ranking.tallies import tally_record
 from voting.categories import battle_categories
 from voting.identity import network_of, salted_hash
 from voting.leak import leak_find, leak_terms
 from voting.metadata import conv_metadata
 from voting.models import Vote, Voter
+from voting.risk import vote_hold_audit, vote_risk_assess, vote_verdict
 
 
 def voter_create(*, session_key: str, ip: str | None, user_id: int | None = None) -> Voter:
@@ -55,19 +61,44 @@ def _identity_terms() -> list[str]:
     return leak_terms(names)
 
 
-def vote_cast(*, code: str, voter: Voter, choice: object) -> Vote:
-    """Record the one vote on a battle. Locks the battle row (select_for_update) for the checks and write."""
+@dataclass(frozen=True)
+class VoteOrigin:
+    """Where a vote came from, as salted hashes of the request (empty: fall back to the voter's own)."""
+
+    ip_hash: str = ""
+    network_hash: str = ""
+    fingerprint_hash: str = ""
+
+
+def vote_origin(*, ip: str | None, fingerprint: object = None) -> VoteOrigin:
+    """Hash the request's address and the page's optional device fingerprint (any short text)."""
+    fp = fingerprint if isinstance(fingerprint, str) and 0 < len(fingerprint) <= 256 else ""
+    return VoteOrigin(
+        ip_hash=salted_hash(f"ip:{ip}") if ip else "",
+        network_hash=salted_hash(f"net:{network_of(ip)}") if ip else "",
+        fingerprint_hash=salted_hash(f"fp:{fp}") if fp else "",
+    )
+
+
+def prompt_hash(text: str) -> str:
+    """Case and spacing do not make a prompt new: repeated-prompt detection compares these."""
+    return salted_hash("prompt:" + re.sub(r"\s+", " ", text.casefold()).strip())[:16]
+
+
+def vote_cast(*, code: str, voter: Voter, choice: object, origin: VoteOrigin | None = None) -> Vote:
+    """Record the one vote on a battle. Locks the battle row, then the voter's (select_for_update), for the
+    checks and the write: a flag or ban racing this vote either sees it or is seen by it."""
     if choice not in Vote.Choice.values:
         raise InvalidInput(f"Unknown choice {choice!r}; expected one of {', '.join(Vote.Choice.values)}.")
     try:
         with transaction.atomic():
-            return _vote_write(code=code, voter=voter, choice=str(choice))
+            return _vote_write(code=code, voter=voter, choice=str(choice), origin=origin or VoteOrigin())
     except IntegrityError:
         # The unique battle constraint caught a race the lock did not (e.g. SQLite): one vote stands.
         raise Conflict("You already voted on this battle.") from None
 
 
-def _vote_write(*, code: str, voter: Voter, choice: str) -> Vote:
+def _vote_write(*, code: str, voter: Voter, choice: str, origin: VoteOrigin) -> Vote:
     battle = Battle.objects.select_for_update().filter(code=code).first()
     if battle is None:
         raise NotFound("No battle with this code.")
@@ -81,21 +112,40 @@ def _vote_write(*, code: str, voter: Voter, choice: str) -> Vote:
         raise Conflict("One side failed to answer, so this battle cannot be voted on. Start a new battle.")
     generations = list(battle.generations.order_by("turn"))
     leak = leak_find([(g.side, g.output) for g in generations], _identity_terms())
+    # An answer hidden by the content filter voids the vote like a leak does: it is in the battle itself.
+    excluded = battle_excluded_reason(battle)
+    fresh = Voter.objects.select_for_update().get(id=voter.id)
     now = timezone.now()
+    seconds = (now - battle.ready_at).total_seconds() if battle.ready_at else None
+    ip_hash = origin.ip_hash or fresh.ip_hash
+    risk = vote_risk_assess(
+        voter_id=fresh.id, ip_hash=ip_hash, choice=choice, seconds_to_vote=seconds, now=now
+    )
+    verdict = vote_verdict(voter=fresh, risk=risk, leak_reason=leak.reason if leak else excluded)
     vote = Vote.objects.create(
         battle=battle,
         voter=voter,
         choice=choice,
-        seconds_to_vote=(now - battle.ready_at).total_seconds() if battle.ready_at else None,
-        counted=leak is None,
-        exclusion_reason=leak.reason if leak else "",
+        seconds_to_vote=seconds,
+        counted=verdict.counted,
+        exclusion_reason=verdict.exclusion_reason,
         categories=battle_categories(battle.conversation),
         conv_metadata=_metadata(battle, generations),
+        ip_hash=ip_hash,
+        network_hash=origin.network_hash or fresh.network_hash,
+        fingerprint_hash=origin.fingerprint_hash or fresh.fingerprint_hash,
+        prompt_hash=prompt_hash(battle.conversation[0]) if battle.conversation else "",
+        risk_score=verdict.risk_score,
+        risk_reasons=verdict.risk_reasons,
     )
+    vote_hold_audit(vote)
+    if origin.fingerprint_hash and origin.fingerprint_hash != fresh.fingerprint_hash:
+        Voter.objects.filter(id=fresh.id).update(fingerprint_hash=origin.fingerprint_hash)
     battle.status = Battle.Status.VOTED
     battle.save(update_fields=["status", "updated_at"])
     if vote.counted:
         tally_record(votes=[vote], sign=+1)
+        leaderboard_refresh_soon(modality=battle.modality)
     return vote
 
 

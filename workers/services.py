@@ -17,7 +17,9 @@ from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from arena.audit import audit_record
 from arena.models import Battle, Generation, ModelEntry
+from arena.moderation import output_check
 from workers.backends import (
     BackendConfigError,
     BackendError,
@@ -163,19 +165,37 @@ def generation_run(*, generation_id: int) -> None:
         event = progress.event("failed", error=exc.message)
         ok = False
     else:
+        verdict = output_check(progress.text)
         finished = _live(progress).update(
             status=Generation.Status.DONE,
             output=progress.text,
             finished_at=timezone.now(),
             prompt_tokens=usage.prompt_tokens,
             output_tokens=usage.output_tokens,
+            flagged=verdict.flagged,
+            flag_reasons=list(verdict.reasons),
         )
-        event = progress.event("done", output=progress.text)
+        event = progress.event("done", output=progress.text, flagged=verdict.flagged)
         ok = True
+        if finished and verdict.flagged:
+            generation_flag_record(generation_id=gen.id, reasons=verdict.reasons)
     if finished:
         battle_publish(progress.code, event)
         model_health_record(model_id=gen.model_id, ok=ok)
         battle_status_sync(battle_id=gen.battle_id)
+
+
+def generation_flag_record(*, generation_id: int, reasons: tuple[str, ...]) -> None:
+    """The content rule's audit entry for a hidden answer; a moderator can revert it from the log."""
+    audit_record(
+        action="generation.flag",
+        target_type="arena.generation",
+        target_id=generation_id,
+        rule="content_policy",
+        reason="; ".join(reasons),
+        before={"flagged": False, "flag_reasons": []},
+        after={"flagged": True, "flag_reasons": list(reasons)},
+    )
 
 
 def battle_status_sync(*, battle_id: int) -> None:

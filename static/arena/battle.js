@@ -1,6 +1,7 @@
 // Battle page: start a battle, follow both answers over a websocket, vote, reveal.
 // The server is the truth: the page renders the state it fetches, and websocket events only
 // advance that state; a gap in the stream triggers a refetch.
+import { deviceFingerprint, solveChallenge, warmUp } from "./pow.js";
 
 const $ = (id) => document.getElementById(id);
 const battleEl = $("battle");
@@ -9,6 +10,7 @@ const modality = battleEl.dataset.modality;
 let state = JSON.parse($("battle-state").textContent);
 let socket = null;
 let retry = 0;
+const revealed = new Set();  // "turn-side" keys of filtered answers the voter chose to see
 
 function csrfToken() {
   const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
@@ -48,6 +50,16 @@ function answerText(side) {
   return side.output;
 }
 
+function hiddenAnswer(key, i) {
+  // A flagged answer stays hidden until the voter asks for it; the click only reveals text already here.
+  const answer = el("div", "answer filtered", "This answer was hidden by the content filter. ");
+  const show = el("button", "show-anyway", "Show anyway");
+  show.type = "button";
+  show.addEventListener("click", () => { revealed.add(`${i}-${key}`); renderPanels(); });
+  answer.append(show);
+  return answer;
+}
+
 function renderPanels() {
   for (const key of ["a", "b"]) {
     const box = $(`turns-${key}`);
@@ -55,7 +67,8 @@ function renderPanels() {
       const side = turn[key];
       const wrap = el("div", "turn");
       wrap.append(el("div", "user-msg", turn.prompt));
-      const answer = el("div", `answer ${side.status}`, answerText(side));
+      const hidden = side.flagged && !revealed.has(`${i}-${key}`);
+      const answer = hidden ? hiddenAnswer(key, i) : el("div", `answer ${side.status}`, answerText(side));
       answer.id = `answer-${key}-${i}`;
       wrap.append(answer);
       return wrap;
@@ -122,10 +135,10 @@ function applyEvent(event) {
     if (event.offset > have) { refresh(); return; }  // missed chunks: the database has them
     side.output += event.text.slice(have - event.offset);
   }
-  if (event.type === "done") Object.assign(side, { status: "done", output: event.output });
+  if (event.type === "done") Object.assign(side, { status: "done", output: event.output, flagged: Boolean(event.flagged) });
   if (event.type === "failed") Object.assign(side, { status: "failed", error: event.error });
   const answer = $(`answer-${event.side}-${event.turn}`);
-  if (answer && event.type === "chunk") {
+  if (answer && event.type === "chunk" && !side.flagged) {
     answer.className = "answer running";
     answer.textContent = side.output;
   } else {
@@ -186,13 +199,66 @@ async function submitPrompt(event) {
   }
 }
 
+// --- vote: a fresh proof-of-work challenge (and the CAPTCHA, if the site uses one) goes with every vote ---
+
+const CAPTCHA_SCRIPTS = {
+  turnstile: ["https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit", "turnstile"],
+  hcaptcha: ["https://js.hcaptcha.com/1/api.js?render=explicit", "hcaptcha"],
+};
+let captchaWidget = null;
+let captchaResolve = null;
+
+function loadScript(src, global) {
+  if (window[global]) return Promise.resolve(window[global]);
+  return new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = src;
+    script.async = true;
+    script.onload = () => resolve(window[global]);
+    script.onerror = () => reject(new Error("The CAPTCHA could not be loaded. Check your connection and try again."));
+    document.head.append(script);
+  });
+}
+
+// Resolves with the provider's one-use token once the visitor has solved the widget.
+async function captchaToken({ provider, site_key: sitekey }) {
+  const [src, global] = CAPTCHA_SCRIPTS[provider];
+  const widgets = await loadScript(src, global);
+  let box = $("captcha");
+  if (!box) {
+    box = el("div", "captcha");
+    box.id = "captcha";
+    $("votebar").after(box);
+  }
+  $("status").textContent = "Please complete the check below to vote.";
+  const token = new Promise((resolve) => { captchaResolve = resolve; });
+  if (captchaWidget === null) {
+    captchaWidget = widgets.render(box, { sitekey, callback: (value) => captchaResolve && captchaResolve(value) });
+  } else {
+    widgets.reset(captchaWidget);  // tokens are single use: every vote needs a fresh solve
+  }
+  return token;
+}
+
+async function voteProof(code) {
+  const challenge = await api(`/api/battles/${code}/challenge`);
+  const proof = { fingerprint: deviceFingerprint() };
+  if (challenge.token) {
+    $("status").textContent = "Sending your vote…";
+    proof.challenge = { token: challenge.token, counter: await solveChallenge(challenge.token, challenge.difficulty) };
+  }
+  if (challenge.captcha) proof.captcha = await captchaToken(challenge.captcha);
+  return proof;
+}
+
 async function vote(choice) {
   showError("");
   for (const button of $("votebar").querySelectorAll("button")) button.disabled = true;
   try {
-    state = (await api(`/api/battles/${state.code}/vote`, { choice })).state;
+    const proof = await voteProof(state.code);
+    state = (await api(`/api/battles/${state.code}/vote`, { choice, ...proof })).state;
   } catch (err) {
-    showError(err.message);
+    showError(err.message);  // a refused vote stores nothing: the buttons come back for another try
     await refresh();
     return;
   }
@@ -202,6 +268,7 @@ async function vote(choice) {
 function newBattle() {
   closeSocket();
   state = null;
+  revealed.clear();
   history.pushState({}, "", modality === "text" ? "/" : `/?modality=${modality}`);
   render();
   for (const key of ["a", "b"]) { $(`turns-${key}`).replaceChildren(); $(`reveal-${key}`).textContent = ""; }
@@ -232,3 +299,4 @@ for (const button of $("votebar").querySelectorAll("button")) button.addEventLis
 window.addEventListener("popstate", () => location.reload());
 render();
 connect();
+warmUp();

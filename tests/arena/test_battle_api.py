@@ -9,6 +9,7 @@ from django.test import Client
 
 from arena.models import Battle, Generation, ModelEntry
 from tests.conftest import battle_settled, wait_for
+from tests.support.challenge import vote_post
 from voting.models import Vote
 
 
@@ -20,7 +21,8 @@ def start(client: Client, prompt: object = "Why is the sky blue?", **extra: obje
 
 
 def vote(client: Client, code: str, choice: str = "a") -> tuple[int, dict]:
-    response = client.post(f"/api/battles/{code}/vote", {"choice": choice}, content_type="application/json")
+    """Vote as the page does, with a freshly solved proof-of-work challenge."""
+    response = vote_post(client, code, choice)
     return response.status_code, response.json()
 
 

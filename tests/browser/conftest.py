@@ -25,8 +25,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    # Module scope: Playwright's sync API keeps an event loop running in this thread while it is open, which
+    # would break async tests that run after it (tests/conftest.py also runs browser tests last).
     from playwright.sync_api import sync_playwright
 
     if not shutil.which(CHROMIUM):

@@ -13,9 +13,11 @@ from arena.models import Battle, Generation, ModelEntry
 from ranking.engine import STYLE_FEATURES
 from ranking.models import PairTally
 from ranking.services import leaderboard_compute, leaderboard_refresh
-from ranking.tallies import tally_rebuild
+from ranking.tallies import _rebuild_in_python, tally_rebuild
 from voting.models import Vote, Voter
 from voting.services import vote_cast
+
+TALLY_FIELDS = ("modality", "category", "model_lo", "model_hi", "lo_won", "hi_won", "ties")
 
 
 def battle_voted(voter: Voter, a: ModelEntry, b: ModelEntry, choice: str, prompt: str = "hi") -> Vote:
@@ -60,6 +62,9 @@ def test_votes_keep_the_pair_tallies_equal_to_a_rebuild(three_models, voter):
     )
     assert before == after
     assert PairTally.objects.filter(category="coding").exists()
+    PairTally.objects.all().delete()
+    _rebuild_in_python()  # the SQLite path must agree with PostgreSQL's single statement
+    assert sorted(PairTally.objects.values_list(*TALLY_FIELDS)) == before
 
 
 def test_a_snapshot_orders_models_by_skill_with_intervals(three_models, voter, settings):

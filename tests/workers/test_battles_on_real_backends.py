@@ -9,6 +9,7 @@ import pytest
 
 from arena.models import Battle, Generation, ModelEntry
 from tests.conftest import battle_settled, wait_for
+from tests.support.challenge import vote_post
 from tests.support.openai_server import Behaviour, OpenAIServer
 from tests.support.tiny_models import tiny_model_save
 
@@ -85,7 +86,7 @@ def test_a_stream_cut_mid_answer_fails_and_keeps_the_partial_text_out_of_any_vot
         wait_for(battle_settled(code))
     cut = Generation.objects.get(battle__code=code, model__slug="cut")
     assert cut.status == "failed" and "ended early" in cut.error
-    response = alice.post(f"/api/battles/{code}/vote", {"choice": "a"}, content_type="application/json")
+    response = vote_post(alice, code, "a")
     assert response.status_code == 409
 
 

@@ -1,0 +1,85 @@
+"""Leaderboard snapshots as JSON or CSV: the public board of each board key, or a board's full history."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from ranking.models import LeaderboardSnapshot
+from ranking.publication import snapshot_public
+
+MODEL_COLUMNS = (
+    "rank_ub",
+    "slug",
+    "name",
+    "organization",
+    "rating",
+    "lower",
+    "upper",
+    "battles",
+    "win_rate",
+    "provisional",
+)
+SNAPSHOT_COLUMNS = (
+    "snapshot_id",
+    "modality",
+    "category",
+    "style_control",
+    "created_at",
+    "n_votes",
+    "published",
+    "frozen",
+)
+
+
+def boards() -> list[tuple[str, str, bool]]:
+    """Every (modality, category, style_control) that has at least one snapshot."""
+    keys = LeaderboardSnapshot.objects.values_list("modality", "category", "style_control").distinct()
+    return sorted(set(keys))
+
+
+def public_snapshots(*, modality: str | None = None) -> list[LeaderboardSnapshot]:
+    out = []
+    for board_modality, category, style in boards():
+        if modality and board_modality != modality:
+            continue
+        snapshot = snapshot_public(modality=board_modality, category=category, style_control=style)
+        if snapshot is not None:
+            out.append(snapshot)
+    return out
+
+
+def snapshot_dict(snapshot: LeaderboardSnapshot) -> dict[str, Any]:
+    return {
+        "snapshot_id": snapshot.id,
+        "modality": snapshot.modality,
+        "category": snapshot.category,
+        "style_control": snapshot.style_control,
+        "created_at": snapshot.created_at.isoformat(),
+        "n_votes": snapshot.n_votes,
+        "published": snapshot.published,
+        "frozen": snapshot.frozen,
+        **snapshot.data,
+    }
+
+
+def snapshots_json(snapshots: Iterable[LeaderboardSnapshot]) -> bytes:
+    return orjson.dumps([snapshot_dict(s) for s in snapshots], option=orjson.OPT_INDENT_2)
+
+
+def snapshots_csv(snapshots: Iterable[LeaderboardSnapshot]) -> bytes:
+    """One row per model per snapshot: the snapshot's key and state, then the model's rating and marks."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*SNAPSHOT_COLUMNS, *MODEL_COLUMNS])
+    for snapshot in snapshots:
+        head = snapshot_dict(snapshot)
+        for model in snapshot.data.get("models", []):
+            writer.writerow(
+                [*(head[c] for c in SNAPSHOT_COLUMNS), *(model.get(c, "") for c in MODEL_COLUMNS)]
+            )
+    return buffer.getvalue().encode()

@@ -1,0 +1,102 @@
+"""Export battles and votes in the public battle-dump format: JSON lines, CSV or Parquet.
+
+python manage.py export_battles --output battles.jsonl --since 2025-01-01 --counted-only
+python manage.py export_battles --output battles.parquet --modality text --with-conversations
+python manage.py export_battles --format jsonl > battles.jsonl
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from arena.errors import ArenaError
+from voting import export
+from voting.progress import ProgressBar
+
+
+class Command(BaseCommand):
+    help = "Export battles and their votes (JSON lines, CSV or Parquet), streamed with bounded memory."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--output", "-o", help="File to write (default: standard output; required for Parquet)."
+        )
+        parser.add_argument("--format", choices=export.FORMATS, help="Default: from the output's extension.")
+        parser.add_argument("--since", help="Votes cast on or after this date or ISO date-time.")
+        parser.add_argument("--until", help="Votes cast on or before this date or ISO date-time.")
+        parser.add_argument("--modality", help="Only this modality (text, image, 3d).")
+        parser.add_argument("--model", help="Only battles with this model slug on either side.")
+        parser.add_argument("--counted-only", action="store_true", help="Leave out votes that do not count.")
+        parser.add_argument("--with-conversations", action="store_true", help="Include both conversations.")
+        parser.add_argument("--no-progress", action="store_true", help="No progress bar on standard error.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        fmt = options["format"] or _format_from(options["output"])
+        try:
+            spec = export.export_filter_clean(
+                {
+                    "since": options["since"] or "",
+                    "until": options["until"] or "",
+                    "modality": options["modality"] or "",
+                    "model": options["model"] or "",
+                    "counted_only": "1" if options["counted_only"] else "",
+                    "with_conversations": "1" if options["with_conversations"] else "",
+                }
+            )
+        except ArenaError as exc:
+            raise CommandError(exc.message) from None
+        # The bar draws on the raw stream: OutputWrapper would end every redraw with a newline.
+        stream = getattr(self.stderr, "_out", sys.stderr)
+        total = None if options["no_progress"] else export.export_count(spec)
+        bar = None if total is None else ProgressBar(total, stream, label="votes")
+        rows = _write(spec, fmt, options["output"], bar)
+        if bar:
+            bar.close()
+        if options["output"]:
+            self.stderr.write(f"{rows:,} votes written to {options['output']}")
+
+
+def _format_from(output: str | None) -> str:
+    suffix = Path(output).suffix.lstrip(".").lower() if output else "jsonl"
+    suffix = {"json": "jsonl", "ndjson": "jsonl", "pq": "parquet"}.get(suffix, suffix)
+    if suffix not in export.FORMATS:
+        raise CommandError(
+            f"Cannot tell the format from {output!r}; pass --format ({', '.join(export.FORMATS)})."
+        )
+    return suffix
+
+
+class _Counter:
+    def __init__(self, bar: ProgressBar | None) -> None:
+        self.rows, self.bar = 0, bar
+
+    def __call__(self, rows: int) -> None:
+        self.rows += rows
+        if self.bar:
+            self.bar(rows)
+
+
+def _write(spec: export.ExportFilter, fmt: str, output: str | None, bar: ProgressBar | None) -> int:
+    counter = _Counter(bar)
+    if output is None:
+        if fmt == "parquet":
+            raise CommandError("Parquet needs --output: its footer is written last.")
+        for chunk in export.export_chunks(spec, fmt, progress=counter):
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        return counter.rows
+    # Written beside the target and renamed at the end: an interrupted export never looks complete.
+    partial = f"{output}.part"
+    if fmt == "parquet":
+        export.parquet_write(spec, partial, progress=counter)
+    else:
+        with open(partial, "wb") as fh:
+            for chunk in export.export_chunks(spec, fmt, progress=counter):
+                fh.write(chunk)
+    os.replace(partial, output)
+    return counter.rows
