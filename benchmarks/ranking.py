@@ -6,7 +6,7 @@ Prints, on synthetic data (1,000,000 battles over 100 models unless told otherwi
   * style control + CIs (target <= 5 s),
   * Davidson tie model, online Elo and reading the same battles from a JSON-lines dump, for scale,
   * votes needed until every model's 95% CI is narrower than a target, information-aware vs uniform pairs,
-  * the leaderboard from 1M votes stored in PostgreSQL, when `bench_postgres()` can run (Django side).
+  * (the leaderboard from 1M votes stored in PostgreSQL is benchmarks/leaderboard_postgres.py).
 
 Times are wall clock, best of --repeat runs (the machine may be shared); CPU seconds are shown alongside.
 For scale: LMArena's arena-rank needs 5.2 s (sandwich), 84 s (100-round bootstrap) and 10.5 s (style control)
@@ -31,15 +31,6 @@ from scipy.stats import spearmanr
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ranking import engine
-
-
-def bench_postgres() -> float | None:
-    """Seconds to build the leaderboard from 1M counted votes stored in PostgreSQL, or None if unavailable.
-
-    The hook for the Django side (votes -> pair tallies -> `engine.leaderboard_from_counts`); it needs a
-    configured database with a million votes, which this engine-only benchmark does not create.
-    """
-    return None
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
@@ -239,9 +230,7 @@ def main() -> None:
         print(f"  {label:<18} {results[informed]:>10,.0f} votes  (runs: {', '.join(f'{r:,}' for r in runs)})")
     print(f"  information-aware needs {results[True] / results[False]:.0%} of the uniform votes")
 
-    seconds = bench_postgres()
-    if seconds is not None:
-        line("leaderboard from 1M votes in PostgreSQL", seconds, float("nan"), 2.0)
+    print("leaderboard from 1M votes stored in PostgreSQL: python benchmarks/leaderboard_postgres.py")
 
 
 if __name__ == "__main__":

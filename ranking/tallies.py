@@ -55,25 +55,27 @@ def tally_record(*, votes: Iterable[Vote], sign: int) -> None:
     _apply(totals)
 
 
-# PostgreSQL rebuilds in one statement: a million votes aggregate in about a second, against many seconds
-# of Python. Ties and both-bad go to `ties`; a decisive vote goes to the side whose model won.
+# PostgreSQL rebuilds in one statement, many times faster than Python. The votes are first summed per pair and
+# category combination (a few thousand rows), and only those are expanded per category. Ties and both-bad
+# go to `ties`; a decisive vote goes to the side whose model won.
 _REBUILD_PG = """
-WITH v AS (
+WITH g AS (
     SELECT b.modality, LEAST(b.model_a_id, b.model_b_id) AS lo, GREATEST(b.model_a_id, b.model_b_id) AS hi,
-        CASE WHEN v.choice IN ('tie', 'both_bad') THEN 0
-             WHEN (v.choice = 'a') = (b.model_a_id < b.model_b_id) THEN 1 ELSE 0 END AS lo_won,
-        CASE WHEN v.choice IN ('tie', 'both_bad') THEN 0
-             WHEN (v.choice = 'a') = (b.model_a_id < b.model_b_id) THEN 0 ELSE 1 END AS hi_won,
-        CASE WHEN v.choice IN ('tie', 'both_bad') THEN 1 ELSE 0 END AS ties,
-        v.categories
+        v.categories,
+        SUM(CASE WHEN v.choice IN ('tie', 'both_bad') THEN 0
+                 WHEN (v.choice = 'a') = (b.model_a_id < b.model_b_id) THEN 1 ELSE 0 END) AS lo_won,
+        SUM(CASE WHEN v.choice IN ('tie', 'both_bad') THEN 0
+                 WHEN (v.choice = 'a') = (b.model_a_id < b.model_b_id) THEN 0 ELSE 1 END) AS hi_won,
+        SUM(CASE WHEN v.choice IN ('tie', 'both_bad') THEN 1 ELSE 0 END) AS ties
     FROM voting_vote v JOIN arena_battle b ON b.id = v.battle_id
     WHERE v.counted
+    GROUP BY 1, 2, 3, 4
 )
 INSERT INTO ranking_pairtally (modality, category, model_lo_id, model_hi_id, lo_won, hi_won, ties)
-SELECT modality, '', lo, hi, SUM(lo_won), SUM(hi_won), SUM(ties) FROM v GROUP BY modality, lo, hi
+SELECT modality, '', lo, hi, SUM(lo_won), SUM(hi_won), SUM(ties) FROM g GROUP BY modality, lo, hi
 UNION ALL
 SELECT modality, c.category, lo, hi, SUM(lo_won), SUM(hi_won), SUM(ties)
-FROM v CROSS JOIN LATERAL jsonb_array_elements_text(v.categories) AS c(category)
+FROM g CROSS JOIN LATERAL jsonb_array_elements_text(g.categories) AS c(category)
 GROUP BY modality, c.category, lo, hi
 """
 
