@@ -67,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "arena.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "arena.urls"
@@ -290,6 +291,7 @@ ARENA_PUBLIC_STATS_CACHE_SECONDS = env_int("ARENA_PUBLIC_STATS_CACHE_SECONDS", 6
 # NATs put many honest people there, hence its higher limit.
 from voting.rates import env_rate  # noqa: E402  (settings helper: no models imported)
 
+ARENA_ADMIN_LOGIN_RATE = env_rate("ARENA_ADMIN_LOGIN_RATE", "10/300")
 ARENA_VOTE_RATE_PER_VOTER = env_rate("ARENA_VOTE_RATE_PER_VOTER", "30/3600")
 ARENA_VOTE_RATE_PER_IP = env_rate("ARENA_VOTE_RATE_PER_IP", "120/3600")
 ARENA_VOTE_RATE_PER_NETWORK = env_rate("ARENA_VOTE_RATE_PER_NETWORK", "600/3600")

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from arena import api, health, views
+from arena.admin_login import login_rate_limited
 from voting import views as voting_views
 
 arena_patterns = [
@@ -25,6 +26,9 @@ arena_patterns += [
     path("api/v1/openapi.json", api.openapi, name="api-openapi"),
     path("api/export/battles.<str:fmt>", api.export_battles, name="api-export-battles"),
 ]
+
+# Password guessing against the admin is limited per client address (ARENA_ADMIN_LOGIN_RATE).
+admin.site.login = login_rate_limited(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

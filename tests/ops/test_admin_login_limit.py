@@ -1,0 +1,25 @@
+"""Password guessing on the admin login is rate limited per client address."""
+
+from __future__ import annotations
+
+import pytest
+
+from voting.rates import rate_parse
+
+
+@pytest.mark.django_db
+def test_the_admin_login_answers_429_after_too_many_attempts(client, settings):
+    settings.ARENA_ADMIN_LOGIN_RATE = rate_parse("3/300", name="ARENA_ADMIN_LOGIN_RATE")
+    for _ in range(3):
+        response = client.post(
+            "/admin/login/", {"username": "root", "password": "guess"}, REMOTE_ADDR="203.0.113.9"
+        )
+        assert response.status_code == 200  # the form again, with its error
+    response = client.post(
+        "/admin/login/", {"username": "root", "password": "guess"}, REMOTE_ADDR="203.0.113.9"
+    )
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+    other = client.post(
+        "/admin/login/", {"username": "root", "password": "guess"}, REMOTE_ADDR="198.51.100.7"
+    )
+    assert other.status_code == 200

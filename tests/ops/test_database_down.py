@@ -1,0 +1,34 @@
+"""With PostgreSQL unreachable, pages answer 503 with a clear message, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+
+@pytest.fixture
+def database_down(django_db_blocker):
+    """Point this thread's connection at a port where nothing listens, as if PostgreSQL had stopped."""
+    with django_db_blocker.unblock():
+        connection.close()
+        original = connection.settings_dict["PORT"]
+        connection.settings_dict["PORT"] = 1
+        try:
+            yield
+        finally:
+            connection.close()
+            connection.settings_dict["PORT"] = original
+
+
+def test_an_api_call_gets_a_json_503_with_retry_after(client, database_down):
+    response = client.get("/api/battles/some-code")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert "database cannot be reached" in response.json()["error"]
+
+
+def test_a_page_gets_an_html_503(client, database_down):
+    response = client.get("/b/some-code/")
+    assert response.status_code == 503
+    body = response.content.decode()
+    assert "Temporarily unavailable" in body and "Traceback" not in body
