@@ -80,10 +80,10 @@ def generations_enqueue(generations: list[Generation]) -> None:
 
 
 def _generations_create(battle: Battle, turn: int) -> list[Generation]:
-    return [
-        Generation.objects.create(battle=battle, turn=turn, side=side, model=model)
+    return Generation.objects.bulk_create(
+        Generation(battle=battle, turn=turn, side=side, model=model)
         for side, model in (("a", battle.model_a), ("b", battle.model_b))
-    ]
+    )
 
 
 def _pair_choose(modality: str) -> tuple[Candidate, Candidate]:

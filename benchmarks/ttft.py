@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SERVER_FIRST_TOKEN = (
-    0.2  # seconds: long enough for the page to join the websocket, as a real model's would be
-)
+# Seconds: long enough for the page to join the websocket, as a real model's would be.
+SERVER_FIRST_TOKEN = 0.2
+posted: list[float] = []  # seconds the POST that starts a battle took, per battle
 
 
 def configure(mode: str) -> None:
@@ -82,6 +82,7 @@ async def arena_ttft(url: str, rounds: int) -> list[float]:
     import websockets
 
     out = []
+    posted.clear()
     async with httpx.AsyncClient(base_url=url) as client:
         await client.get("/")
         headers = {"X-CSRFToken": client.cookies["csrftoken"], "Origin": url}
@@ -90,6 +91,7 @@ async def arena_ttft(url: str, rounds: int) -> list[float]:
             response = await client.post(
                 "/api/battles", json={"prompt": "hello there", "modality": "text"}, headers=headers
             )
+            posted.append(time.perf_counter() - t0)
             code = response.json()["code"]
             cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())  # the session starts here
             ws_url = url.replace("http", "ws") + f"/ws/battle/{code}/"
@@ -142,6 +144,7 @@ def main() -> None:
     print(summary("arena TTFT (both sides)", arena))
     added = statistics.median(arena) - statistics.median(own)
     print(f"arena adds (median): {added * 1000:.1f} ms  (target < 50 ms)")
+    print(f"  POST /api/battles round trip             median {statistics.median(posted) * 1000:6.1f} ms")
     print_breakdown()
 
 

@@ -49,17 +49,19 @@ def _rate(value: Rate | str | None) -> Rate | None:
 
 
 def _hit(action: str, scope: Scope, rate: Rate, now: float) -> tuple[int, int]:
-    """Count one attempt; returns (attempts in the current window, seconds until it closes)."""
+    """Count one attempt; returns (attempts in the current window, seconds until it closes).
+
+    One round trip in the usual case (the window is open): this runs on every vote and battle start.
+    """
     base = f"arena:rl:{action}:{scope.name}:{scope.key}:{rate}"
-    # The window opens at the first hit: both keys live exactly one window.
-    cache.add(f"{base}:start", now, timeout=rate.seconds)
-    cache.add(base, 0, timeout=rate.seconds)
     try:
         count = cache.incr(base)
-    except ValueError:  # the window closed between add and incr: this attempt opens the next one
+    except ValueError:  # no window open: this attempt opens one, and both keys live exactly one window
         cache.add(f"{base}:start", now, timeout=rate.seconds)
         cache.add(base, 0, timeout=rate.seconds)
         count = cache.incr(base)
+    if count <= rate.count:
+        return count, 0
     start = cache.get(f"{base}:start", now)
     return count, max(1, math.ceil(float(start) + rate.seconds - now))
 
