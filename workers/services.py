@@ -80,10 +80,14 @@ def _claim(generation_id: int) -> bool:
 
 def conversation_messages(gen: Generation) -> list[dict[str, str]]:
     """This side's view of the conversation: every user turn, and its own earlier answers."""
-    earlier = dict(
-        Generation.objects.filter(battle_id=gen.battle_id, side=gen.side, turn__lt=gen.turn).values_list(
-            "turn", "output"
+    earlier = (
+        dict(
+            Generation.objects.filter(battle_id=gen.battle_id, side=gen.side, turn__lt=gen.turn).values_list(
+                "turn", "output"
+            )
         )
+        if gen.turn
+        else {}  # the first turn has no earlier answers: no query on the way to the first token
     )
     messages: list[dict[str, str]] = []
     system = gen.model.backend_config.get("system_prompt")

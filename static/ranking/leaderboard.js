@@ -42,7 +42,7 @@ function renderTable(models) {
 
 function plotRatings(models) {
   const width = 520, row = 22, left = 150, height = 30 + row * models.length;
-  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "ratings with confidence intervals" });
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": "ratings with confidence intervals" });
   if (!models.length) return root;
   const lo = Math.min(...models.map((m) => m.lower)) - 10, hi = Math.max(...models.map((m) => m.upper)) + 10;
   const x = (v) => left + ((v - lo) / (hi - lo || 1)) * (width - left - 20);
@@ -60,7 +60,8 @@ function plotRatings(models) {
 
 function plotHeatmap(models, matrix, format, color) {
   const n = models.length, cell = Math.max(18, Math.min(40, 360 / Math.max(n, 1))), left = 120, top = 90;
-  const root = svg("svg", { viewBox: `0 0 ${left + n * cell + 10} ${top + n * cell + 10}`, role: "img" });
+  const size = { width: left + n * cell + 10, height: top + n * cell + 10 };
+  const root = svg("svg", { viewBox: `0 0 ${size.width} ${size.height}`, ...size, role: "img" });
   models.forEach((m, i) => {
     root.append(svg("text", { x: left - 6, y: top + i * cell + cell / 2 + 4, "text-anchor": "end" }, m));
     root.append(svg("text", { transform: `translate(${left + i * cell + cell / 2},${top - 6}) rotate(-55)` }, m));
@@ -77,7 +78,7 @@ function plotHeatmap(models, matrix, format, color) {
 
 function plotHistory(models) {
   const width = 520, height = 240, left = 50, pad = 20;
-  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "rating history" });
+  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": "rating history" });
   const points = payload.history;
   if (points.length < 1 || !models.length) return root;
   const values = points.flatMap((p) => models.map((m) => p.ratings[m.slug]).filter((v) => v !== undefined));
@@ -100,7 +101,7 @@ function render() {
   const models = visibleModels();
   const snapshot = payload.snapshot;
   $("empty").hidden = Boolean(snapshot && snapshot.models.length);
-  $("updated").textContent = snapshot ? `Updated ${new Date(snapshot.created_at).toLocaleString()} · ${snapshot.n_votes} votes` : "";
+  $("updated").textContent = snapshot ? `Updated ${new Date(snapshot.created_at).toLocaleString()} · ${snapshot.n_votes} vote${snapshot.n_votes === 1 ? "" : "s"}` : "";
   renderTable(models);
   const coefficients = snapshot ? Object.entries(snapshot.style_coefficients || {}) : [];
   $("style-note").hidden = !coefficients.length;
