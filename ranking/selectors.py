@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ranking.models import LeaderboardSnapshot
+from ranking.publication import snapshot_public
 
 HISTORY_POINTS = 30
 
@@ -12,17 +13,16 @@ HISTORY_POINTS = 30
 def snapshot_latest(
     *, modality: str, category: str = "", style_control: bool = False
 ) -> LeaderboardSnapshot | None:
-    return (
-        LeaderboardSnapshot.objects.filter(modality=modality, category=category, style_control=style_control)
-        .order_by("-created_at", "-id")
-        .first()
-    )
+    """The board the public sees: the snapshot staff froze, if any, else the latest published one."""
+    return snapshot_public(modality=modality, category=category, style_control=style_control)
 
 
 def rating_history(*, modality: str, category: str = "", style_control: bool = False) -> list[dict[str, Any]]:
     """Each model's rating over the last snapshots, oldest first, for the history plot."""
     snapshots = (
-        LeaderboardSnapshot.objects.filter(modality=modality, category=category, style_control=style_control)
+        LeaderboardSnapshot.objects.filter(
+            modality=modality, category=category, style_control=style_control, published=True
+        )
         .order_by("-created_at", "-id")
         .values_list("created_at", "data")[:HISTORY_POINTS]
     )

@@ -145,6 +145,7 @@ def leaderboard_compute(
         modality=modality,
         category=category,
         style_control=style_control,
+        published=settings.ARENA_LEADERBOARD_AUTO_PUBLISH,
         n_votes=board.n_battles,
         data=_snapshot_data(board, ids, counts),
     )

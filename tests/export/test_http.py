@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 
+import httpx
 import orjson
 import pyarrow.parquet as pq
 import pytest
 from django.contrib.auth.models import Permission, User
-from django.db import connections
-from django.test import AsyncClient, Client
+from django.test import Client
 
 pytestmark = pytest.mark.django_db
 
@@ -72,19 +72,17 @@ def test_a_bad_filter_or_format_is_a_json_error(root):
     assert client.get("/api/export/battles.xlsx").status_code == 404
 
 
-@pytest.mark.django_db(transaction=True)
-async def test_under_asgi_the_export_is_streamed_chunk_by_chunk(arena_history, root, settings):
-    from asgiref.sync import sync_to_async
-
-    await sync_to_async(arena_history)(25)
+def test_under_asgi_the_export_is_streamed_chunk_by_chunk(arena_history, root, asgi_server, settings):
+    """Through uvicorn, as deployed: an async iterator, so ASGI sends each page as it is made."""
+    arena_history(25)
     settings.ARENA_EXPORT_CHUNK = 10
-    client = AsyncClient()
-    try:
-        await client.aforce_login(root)
-        response = await client.get("/api/export/battles.jsonl")
-        assert response.status_code == 200 and response.is_async, "an async iterator: ASGI never buffers it"
-        chunks = [chunk async for chunk in response.streaming_content]
-        assert [len(chunk.splitlines()) for chunk in chunks] == [10, 10, 5], "one chunk per page"
-    finally:
-        # The view's thread keeps its own connection; close it so the test database can be dropped.
-        await sync_to_async(connections.close_all)()
+    client = as_user(root)
+    cookies = {"sessionid": client.cookies["sessionid"].value}
+    with httpx.stream(
+        "GET", f"{asgi_server.url}/api/export/battles.jsonl", cookies=cookies, timeout=30
+    ) as reply:
+        assert reply.status_code == 200 and reply.headers.get("transfer-encoding") == "chunked"
+        body = b"".join(reply.iter_bytes())
+    assert len(body.splitlines()) == 25
+    anonymous = httpx.get(f"{asgi_server.url}/api/export/battles.jsonl", timeout=30)
+    assert anonymous.status_code == 403

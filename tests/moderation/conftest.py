@@ -9,8 +9,6 @@ from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
 from django.test import Client
 
-from tests.browser.conftest import browser, page  # noqa: F401 (Playwright fixtures for the browser test)
-
 
 def logged_in(user: User) -> Client:
     client = Client()

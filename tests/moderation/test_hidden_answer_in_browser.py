@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import expect, sync_playwright
 
 from arena.models import Battle
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def page() -> Iterator[object]:
+    """Chromium for this test only: a session-wide Playwright loop would stop later async tests running."""
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # playwright's sync API runs a loop here
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        yield context.new_page()
+        context.close()
+        browser.close()
 
 
 def test_a_flagged_answer_is_hidden_until_the_voter_asks_and_the_vote_does_not_count(
