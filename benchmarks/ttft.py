@@ -8,19 +8,23 @@ difference is what the arena adds: request handling, database writes, the broker
 claim, the backend client and the websocket relay.
 
     python benchmarks/ttft.py --mode embedded   # SQLite, in-memory broker and channel layer
-    python benchmarks/ttft.py --mode services   # PostgreSQL and Redis on loopback
+    python benchmarks/ttft.py --mode services   # PostgreSQL and Redis on loopback, all in this process
+    python benchmarks/ttft.py --mode deployed   # the same, with web and worker as separate processes
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +38,10 @@ posted: list[float] = []  # seconds the POST that starts a battle took, per batt
 def configure(mode: str) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "arena.settings"
     os.environ["ARENA_VAR_DIR"] = tempfile.mkdtemp(prefix="arena-ttft-")
-    if mode == "services":
+    # One client starts every battle: per-voter limits would stop the run, not measure it.
+    os.environ["ARENA_BATTLE_RATE_PER_VOTER"] = os.environ["ARENA_BATTLE_RATE_PER_IP"] = "off"
+    os.environ["ARENA_BATTLE_RATE_PER_NETWORK"] = "off"
+    if mode in ("services", "deployed"):
         import psycopg
 
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
@@ -92,6 +99,7 @@ async def arena_ttft(url: str, rounds: int) -> list[float]:
                 "/api/battles", json={"prompt": "hello there", "modality": "text"}, headers=headers
             )
             posted.append(time.perf_counter() - t0)
+            response.raise_for_status()
             code = response.json()["code"]
             cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())  # the session starts here
             ws_url = url.replace("http", "ws") + f"/ws/battle/{code}/"
@@ -107,6 +115,62 @@ async def arena_ttft(url: str, rounds: int) -> list[float]:
     return out
 
 
+def measure(url: str, model_server: str, rounds: int) -> tuple[list[float], list[float]]:
+    asyncio.run(arena_ttft(url, 3))  # warm-up: connections, imports
+    own = asyncio.run(backend_ttft(model_server, rounds))
+    return own, asyncio.run(arena_ttft(url, rounds))
+
+
+@contextlib.contextmanager
+def deployed_processes() -> Iterator[str]:
+    """The web server and a Celery worker as their own processes, as docker-compose runs them."""
+    from tests.support.asgi import free_port
+
+    port = free_port()
+    python = sys.executable
+    commands = [
+        [python, "manage.py", "serve", "--port", str(port)],
+        [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "arena",
+            "worker",
+            "-Q",
+            "gen-text,default",
+            "--pool",
+            "threads",
+            "-c",
+            "8",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+    ]
+    env = {**os.environ, "CELERY_IN_PROCESS_WORKER": "false"}
+    procs = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.DEVNULL) for c in commands]
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/readyz?strict=1", timeout=5).status_code == 200:
+                    break
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("the web server or the worker did not become ready within 60 s")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(30)
+
+
 def summary(name: str, values: list[float]) -> str:
     ms = sorted(v * 1000 for v in values)
     p95 = ms[int(0.95 * (len(ms) - 1))]
@@ -115,7 +179,7 @@ def summary(name: str, values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mode", choices=["embedded", "services"], default="embedded")
+    parser.add_argument("--mode", choices=["embedded", "services", "deployed"], default="embedded")
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     configure(args.mode)
@@ -133,12 +197,14 @@ def main() -> None:
                 backend_kind="openai",
                 backend_config={"base_url": server.base_url, "model": slug},
             )
-        worker = worker_start(beat=False)
-        with AsgiServer() as web:
-            asyncio.run(arena_ttft(web.url, 3))  # warm-up: connections, imports
-            own = asyncio.run(backend_ttft(server.base_url, args.rounds))
-            arena = asyncio.run(arena_ttft(web.url, args.rounds))
-        worker.stop()
+        if args.mode == "deployed":
+            with deployed_processes() as url:
+                own, arena = measure(url, server.base_url, args.rounds)
+        else:
+            worker = worker_start(beat=False)
+            with AsgiServer() as web:
+                own, arena = measure(web.url, server.base_url, args.rounds)
+            worker.stop()
     print(f"mode: {args.mode}; model server first-token latency {SERVER_FIRST_TOKEN * 1000:.0f} ms")
     print(summary("backend's own TTFT", own))
     print(summary("arena TTFT (both sides)", arena))
