@@ -109,17 +109,19 @@ def identity_scrub(text: str, model: ModelEntry) -> str:
 
 
 def _chunk(progress: _Progress, delta: str) -> None:
+    """Publish first, then persist: the browser sees the token before the database write finishes."""
     offset = progress.length
     progress.parts.append(delta)
     progress.length += len(delta)
+    first_at = timezone.now() if offset == 0 else None
+    battle_publish(progress.code, progress.event("chunk", offset=offset, text=delta))
     now = time.monotonic()
-    if offset == 0:
-        _live(progress).update(first_chunk_at=timezone.now(), output=delta)
+    if first_at is not None:
+        _live(progress).update(first_chunk_at=first_at, output=delta)
         progress.flushed_at = now
     elif now - progress.flushed_at >= settings.ARENA_STREAM_FLUSH_SECONDS:
         _live(progress).update(output=progress.text)
         progress.flushed_at = now
-    battle_publish(progress.code, progress.event("chunk", offset=offset, text=delta))
 
 
 def _stream(gen: Generation, progress: _Progress) -> Usage:
