@@ -1,4 +1,4 @@
-"""The battle websocket: joins the battle's group and relays its events. No business logic here."""
+"""Websockets that relay a channel-layer group to the page. No business logic here."""
 
 from __future__ import annotations
 
@@ -14,22 +14,23 @@ from workers.events import battle_group
 MAX_CLIENT_MESSAGE = 1024
 
 
-@database_sync_to_async
-def _owns_battle(code: str, voter_id: object) -> bool:
-    return isinstance(voter_id, int) and Battle.objects.filter(code=code, voter_id=voter_id).exists()
+class GroupRelayConsumer(AsyncWebsocketConsumer):
+    """Joins the group `group_for_scope` names (None refuses the socket) and forwards its events.
 
+    The page only listens: a ping gets a pong, anything else a clear error, never a disconnect.
+    """
 
-class BattleConsumer(AsyncWebsocketConsumer):
     group: str | None = None
+    refuse_code = 4403
+
+    async def group_for_scope(self) -> str | None:
+        raise NotImplementedError
 
     async def connect(self) -> None:
-        code = self.scope["url_route"]["kwargs"]["code"]
-        session = self.scope.get("session")
-        voter_id = session.get("voter_id") if session is not None else None
-        if not await _owns_battle(code, voter_id):
-            await self.close(code=4403)
+        self.group = await self.group_for_scope()
+        if self.group is None:
+            await self.close(code=self.refuse_code)
             return
-        self.group = battle_group(code)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 
@@ -38,26 +39,40 @@ class BattleConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """The page only listens; a ping gets a pong, anything else a clear error (never a disconnect)."""
         if text_data is None or len(text_data) > MAX_CLIENT_MESSAGE:
-            await self._send(
+            await self.relay(
                 {"type": "error", "error": f"send JSON text messages under {MAX_CLIENT_MESSAGE} bytes"}
             )
             return
         try:
             message = json.loads(text_data)
         except ValueError:
-            await self._send({"type": "error", "error": "messages must be JSON"})
+            await self.relay({"type": "error", "error": "messages must be JSON"})
             return
         if isinstance(message, dict) and message.get("type") == "ping":
-            await self._send({"type": "pong"})
+            await self.relay({"type": "pong"})
             return
-        await self._send(
+        await self.relay(
             {"type": "error", "error": 'unknown message; this socket only accepts {"type": "ping"}'}
         )
 
-    async def battle_event(self, message: dict[str, Any]) -> None:
-        await self._send(message["event"])
-
-    async def _send(self, payload: dict[str, Any]) -> None:
+    async def relay(self, payload: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(payload))
+
+
+@database_sync_to_async
+def _owns_battle(code: str, voter_id: object) -> bool:
+    return isinstance(voter_id, int) and Battle.objects.filter(code=code, voter_id=voter_id).exists()
+
+
+class BattleConsumer(GroupRelayConsumer):
+    """Only the battle's own voter (by session) may listen: the stream holds their prompt and answers."""
+
+    async def group_for_scope(self) -> str | None:
+        code = self.scope["url_route"]["kwargs"]["code"]
+        session = self.scope.get("session")
+        voter_id = session.get("voter_id") if session is not None else None
+        return battle_group(code) if await _owns_battle(code, voter_id) else None
+
+    async def battle_event(self, message: dict[str, Any]) -> None:
+        await self.relay(message["event"])

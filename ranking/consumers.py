@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from channels.generic.websocket import AsyncWebsocketConsumer
-
+from arena.consumers import GroupRelayConsumer
 from arena.models import Modality
 from ranking.services import leaderboard_group
 
 
-class LeaderboardConsumer(AsyncWebsocketConsumer):
-    group: str | None = None
+class LeaderboardConsumer(GroupRelayConsumer):
+    refuse_code = 4404
 
-    async def connect(self) -> None:
+    async def group_for_scope(self) -> str | None:
         modality = self.scope["url_route"]["kwargs"]["modality"]
-        if modality not in Modality.values:
-            await self.close(code=4404)
-            return
-        self.group = leaderboard_group(modality)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-
-    async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        await self.send(text_data=json.dumps({"type": "error", "error": "this socket accepts no messages"}))
+        return leaderboard_group(modality) if modality in Modality.values else None
 
     async def leaderboard_event(self, message: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(message["event"]))
+        await self.relay(message["event"])

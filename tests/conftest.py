@@ -68,6 +68,13 @@ def celery_worker(django_db_setup: None, django_db_blocker: object) -> Iterator[
         worker = worker_start(concurrency=6, beat=False, queues=queues)
     yield worker
     worker.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stray_connections_closed(django_db_setup: None, django_db_blocker: object) -> Iterator[None]:
+    """Worker threads and async tests' helper threads keep database sessions open; end them at the close of
+    the run so the test database can be dropped cleanly."""
+    yield
     with django_db_blocker.unblock():  # type: ignore[attr-defined]
         _close_other_connections()
 

@@ -159,3 +159,21 @@ def three_models_async(transactional_db, make_model, settings):
     voter = Voter.objects.create(session_hash="v")
     seed_votes(voter, models, n=20)
     return models
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_leaderboard_socket_refuses_unknown_boards_and_answers_pings():
+    socket = WebsocketCommunicator(
+        application, "/ws/leaderboard/video/", headers=[(b"origin", b"http://localhost")]
+    )
+    connected, code = await socket.connect()
+    assert not connected and code == 4404
+    socket = WebsocketCommunicator(
+        application, "/ws/leaderboard/text/", headers=[(b"origin", b"http://localhost")]
+    )
+    assert (await socket.connect())[0]
+    await socket.send_to(text_data='{"type": "ping"}')
+    assert json.loads(await socket.receive_from()) == {"type": "pong"}
+    await socket.send_to(text_data="nope")
+    assert json.loads(await socket.receive_from())["error"] == "messages must be JSON"
+    await socket.disconnect()
