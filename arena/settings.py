@@ -90,13 +90,15 @@ TEMPLATES = [
 ]
 
 if DATABASE_URL:
-    # Persistent connections: a worker thread reuses its connection across generations instead of paying
-    # a PostgreSQL handshake per task.
-    DATABASES = {
-        "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0), conn_health_checks=True
-        )
-    }
+    # A connection pool (psycopg's): Django's ASGI handler runs each request's sync code in a fresh thread, so
+    # per-thread persistent connections would mean a PostgreSQL handshake per request.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=False)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env_int("DB_POOL_MIN", 2, minimum=0),
+            "max_size": env_int("DB_POOL_MAX", 20, minimum=1),
+            "timeout": env_float("DB_POOL_TIMEOUT", 10.0, minimum=0.1),
+        }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

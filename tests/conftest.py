@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from arena.demo import demo_seed
@@ -19,6 +20,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests last (a stable sort keeps pytest-django's order otherwise): while Playwright is open an
     event loop runs in the main thread, and an async test after it could not start its own."""
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Each test starts with none of this run's cache keys: a rate counter, a debounce flag or a sweep lock
+    left by an earlier test would change what this one sees. Other runs' keys (other prefixes) are kept."""
+    from django.core.cache import cache
+
+    prefix = settings.CACHES["default"].get("KEY_PREFIX")
+    if not prefix:
+        cache.clear()
+        return
+    client = cache._cache.get_client(None, write=True)  # Django's RedisCache
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture

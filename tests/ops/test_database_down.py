@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from django.db import connection
 
 
 @pytest.fixture
 def database_down(django_db_blocker):
-    """Point this thread's connection at a port where nothing listens, as if PostgreSQL had stopped."""
+    """Point the connection (and its pool) at a port where nothing listens, as if PostgreSQL had stopped."""
     with django_db_blocker.unblock():
+        saved = copy.deepcopy(connection.settings_dict)
         connection.close()
-        original = connection.settings_dict["PORT"]
+        connection.close_pool()
         connection.settings_dict["PORT"] = 1
+        pool = connection.settings_dict.get("OPTIONS", {}).get("pool")
+        if isinstance(pool, dict):
+            connection.settings_dict["OPTIONS"]["pool"] = {**pool, "min_size": 0, "timeout": 1.0}
         try:
             yield
         finally:
             connection.close()
-            connection.settings_dict["PORT"] = original
+            connection.close_pool()
+            connection.settings_dict.clear()
+            connection.settings_dict.update(saved)
 
 
 def test_an_api_call_gets_a_json_503_with_retry_after(client, database_down):
