@@ -13,9 +13,10 @@ votes the flag left out, never a vote voided for an identity leak). Every change
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -231,6 +232,27 @@ class VoterChange:
     modalities: frozenset[str] = frozenset()  # boards whose counted votes changed
 
 
+def _voter_change(
+    voter: Voter,
+    action: str,
+    before: dict,
+    *,
+    excluded: Sequence[Vote] = (),
+    restored: Sequence[Vote] = (),
+    details: dict,
+    refresh: bool,
+    **audit: Any,
+) -> VoterChange:
+    """The tail every voter action shares: one audit entry, the touched boards refreshed after commit."""
+    entry = _voter_audit(voter, action, before, details, **audit)
+    boards = frozenset(v.battle.modality for v in (*excluded, *restored))
+    if refresh:
+        refresh_on_commit(boards)
+    return VoterChange(
+        entry, excluded=[v.id for v in excluded], restored=[v.id for v in restored], modalities=boards
+    )
+
+
 def voter_flag(
     *,
     voter_id: int,
@@ -258,14 +280,18 @@ def voter_flag(
         _relabel(held, label)
         voter.flagged, voter.flag_reasons, voter.trusted = True, list(reasons) or [reason], False
         voter.save(update_fields=["flagged", "flag_reasons", "trusted"])
-        ids = {"excluded_votes": [v.id for v in counted], "relabelled_votes": [v.id for v in held]}
-        entry = _voter_audit(
-            voter, "voter.flag", before, ids, reason=reason, actor_id=actor_id, rule=rule, reverts=reverts
+        return _voter_change(
+            voter,
+            "voter.flag",
+            before,
+            excluded=counted,
+            details={"excluded_votes": [v.id for v in counted], "relabelled_votes": [v.id for v in held]},
+            refresh=refresh,
+            reason=reason,
+            actor_id=actor_id,
+            rule=rule,
+            reverts=reverts,
         )
-        boards = frozenset(v.battle.modality for v in counted)
-        if refresh:
-            refresh_on_commit(boards)
-    return VoterChange(entry, excluded=ids["excluded_votes"], modalities=boards)
 
 
 def voter_unflag(
@@ -296,20 +322,18 @@ def voter_unflag(
         voter.flagged, voter.flag_reasons = False, []
         voter.trusted = voter.trusted or actor_id is not None
         voter.save(update_fields=["flagged", "flag_reasons", "trusted"])
-        entry = _voter_audit(
+        return _voter_change(
             voter,
             "voter.unflag",
             before,
-            {"restored_votes": [v.id for v in restored]},
+            restored=restored,
+            details={"restored_votes": [v.id for v in restored]},
+            refresh=refresh,
             reason=reason,
             actor_id=actor_id,
             rule=rule,
             reverts=reverts or _last_entry("voter.flag", VOTER_TARGET, voter.id),
         )
-        boards = frozenset(v.battle.modality for v in restored)
-        if refresh:
-            refresh_on_commit(boards)
-    return VoterChange(entry, restored=[v.id for v in restored], modalities=boards)
 
 
 def voter_ban(
@@ -332,14 +356,18 @@ def voter_ban(
         _recount(counted, counted=False, reason=BANNED)
         voter.banned = True
         voter.save(update_fields=["banned"])
-        ids = {"excluded_votes": [v.id for v in counted]}
-        entry = _voter_audit(
-            voter, "voter.ban", before, ids, reason=reason, actor_id=actor_id, rule=rule, reverts=reverts
+        return _voter_change(
+            voter,
+            "voter.ban",
+            before,
+            excluded=counted,
+            details={"excluded_votes": [v.id for v in counted]},
+            refresh=refresh,
+            reason=reason,
+            actor_id=actor_id,
+            rule=rule,
+            reverts=reverts,
         )
-        boards = frozenset(v.battle.modality for v in counted)
-        if refresh:
-            refresh_on_commit(boards)
-    return VoterChange(entry, excluded=ids["excluded_votes"], modalities=boards)
 
 
 def voter_unban(
@@ -366,20 +394,18 @@ def voter_unban(
             _recount(votes, counted=True, reason="")
         voter.banned = False
         voter.save(update_fields=["banned"])
-        entry = _voter_audit(
+        return _voter_change(
             voter,
             "voter.unban",
             before,
-            {"restored_votes": [v.id for v in restored]},
+            restored=restored,
+            details={"restored_votes": [v.id for v in restored]},
+            refresh=refresh,
             reason=reason,
             actor_id=actor_id,
             rule=rule,
             reverts=reverts or _last_entry("voter.ban", VOTER_TARGET, voter.id),
         )
-        boards = frozenset(v.battle.modality for v in restored)
-        if refresh:
-            refresh_on_commit(boards)
-    return VoterChange(entry, restored=[v.id for v in restored], modalities=boards)
 
 
 # --- undo from the audit log ---------------------------------------------------------------------------
