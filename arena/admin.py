@@ -18,7 +18,7 @@ from arena import curation
 from arena.admin_forms import WeightForm, action_with_reason
 from arena.models import Battle, Generation, ModelEntry, Prompt, PromptSet
 from arena.selectors import battle_review
-from workers.backends import BackendConfigError, backend_class
+from workers.backends import BackendConfigError, backend_validate
 
 
 class ModelEntryForm(forms.ModelForm):
@@ -44,7 +44,7 @@ class ModelEntryForm(forms.ModelForm):
         kind, config = data.get("backend_kind"), data.get("backend_config")
         if kind is not None and config is not None:
             try:
-                backend_class(kind).validate_config(config)
+                backend_validate(kind, config, data.get("modality") or "text")
             except BackendConfigError as exc:
                 raise forms.ValidationError({"backend_config": str(exc)}) from exc
         return data

@@ -17,7 +17,7 @@ from django.db import models, transaction
 from arena.audit import audit_record
 from arena.errors import Conflict, InvalidInput, NotFound
 from arena.models import AuditEntry, ModelEntry, Prompt
-from workers.backends import BackendConfigError, backend_class
+from workers.backends import BackendConfigError, backend_validate
 
 # Actions written by fields_change; the audit log's revert can hand any of them to audit_field_revert.
 FIELD_ACTIONS = frozenset(
@@ -112,7 +112,7 @@ def model_active_set(*, model_id: int, active: bool, actor_id: int, reason: str 
         if model is None:
             raise NotFound(f"No model with id {model_id}.")
         try:
-            backend_class(model.backend_kind).validate_config(model.backend_config)
+            backend_validate(model.backend_kind, model.backend_config, model.modality)
         except BackendConfigError as exc:
             raise InvalidInput(f"{model.slug} cannot be enabled: {exc}") from None
     return fields_change(

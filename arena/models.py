@@ -86,14 +86,30 @@ class Prompt(models.Model):
     prompt_set = models.ForeignKey(
         PromptSet, null=True, blank=True, on_delete=models.PROTECT, related_name="prompts"
     )
-    text = models.TextField()
+    text = models.TextField(blank=True)
+    # Image-to-3D prompts carry an input image (a gallery's inputs/<id>.png); storage name, never shown as is.
+    image = models.CharField(max_length=255, blank=True)
+    # The prompt's id in its gallery (inputs/<id>.*); outputs/<model>/<id>.* belong to it.
+    gallery_key = models.CharField(max_length=200, blank=True)
+    # Kept out of battles; its outputs are the models' thumbnails on the leaderboard (they would give a
+    # model away if the same output could also turn up in a battle).
+    showcase = models.BooleanField(default=False)
     modality = models.CharField(max_length=10, choices=Modality.choices, default=Modality.TEXT)
     language = models.CharField(max_length=16, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.APPROVED, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prompt_set", "gallery_key"],
+                condition=~models.Q(gallery_key=""),
+                name="one_prompt_per_gallery_key",
+            )
+        ]
+
     def __str__(self) -> str:
-        return self.text[:60]
+        return self.text[:60] or self.gallery_key or f"prompt {self.pk}"
 
 
 class Battle(models.Model):
@@ -113,6 +129,8 @@ class Battle(models.Model):
     )
     # The user's messages, one per turn; each side's answers are its Generation rows.
     conversation = models.JSONField(default=list)
+    # Image-to-3D: the uploaded (or gallery) input image's storage name.
+    input_image = models.CharField(max_length=255, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.GENERATING, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -149,6 +167,14 @@ class Generation(models.Model):
     model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="generations")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
     output = models.TextField(blank=True)
+    # Image and 3D answers: a file in the default storage under a random name (arena.media). The browser
+    # only ever sees the battle's own URL for it (/m/<code>/<turn>/<side>.<ext>), never this name.
+    media_name = models.CharField(max_length=255, blank=True)
+    # png, jpg, webp, glb, gltf, obj, ply, splat, spz
+    media_format = models.CharField(max_length=8, blank=True)
+    media_kind = models.CharField(max_length=8, blank=True)  # image, mesh, splat
+    media_meta = models.JSONField(default=dict, blank=True)  # size, vertex/face/splat counts, textured
+    thumbnail_name = models.CharField(max_length=255, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     queued_at = models.DateTimeField(auto_now_add=True)
@@ -170,6 +196,28 @@ class Generation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.battle_id}/{self.turn}/{self.side}"
+
+
+class GalleryOutput(models.Model):
+    """A pre-generated output of one model for one gallery prompt (3D Arena's outputs/<model>/<id>.*)."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="gallery_outputs")
+    model = models.ForeignKey(ModelEntry, on_delete=models.CASCADE, related_name="gallery_outputs")
+    media_name = models.CharField(max_length=255)
+    media_format = models.CharField(max_length=8)
+    media_kind = models.CharField(max_length=8)
+    media_meta = models.JSONField(default=dict, blank=True)
+    thumbnail_name = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "model"], name="one_output_per_prompt_model")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.slug}/{self.prompt.gallery_key}"
 
 
 class AuditEntry(models.Model):

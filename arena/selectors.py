@@ -7,10 +7,12 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count
+from django.urls import reverse
 
 from arena.errors import NotAllowed, NotFound
-from arena.models import Battle, Generation, Modality, ModelEntry
+from arena.models import Battle, GalleryOutput, Generation, Modality, ModelEntry
 from arena.sampling import Candidate
+from voting.categories import vote_criteria
 from voting.models import Vote
 
 _VOTE_COUNT_CACHE_SECONDS = 60
@@ -32,13 +34,32 @@ def model_vote_counts(modality: str) -> dict[int, int]:
     return counts
 
 
-def model_candidates(modality: str) -> list[Candidate]:
+def _accepts(model: ModelEntry, live_input: str) -> bool:
+    """Whether a model can answer a voter's own prompt of this input kind ("text" or "image")."""
+    from workers.backends import BackendConfigError, backend_class
+
+    try:
+        return live_input in backend_class(model.backend_kind).accepted_inputs(model.backend_config)
+    except BackendConfigError:
+        return False
+
+
+def model_candidates(
+    modality: str, *, live_input: str | None = None, only_ids: set[int] | None = None
+) -> list[Candidate]:
+    """Models that may be drawn now. `live_input` keeps those that answer a voter's prompt of that kind
+    (image and 3D arenas also hold gallery models that cannot); `only_ids` narrows to a gallery prompt's
+    models."""
     models = ModelEntry.objects.filter(
         modality=modality, active=True, outage_since__isnull=True, weight__gt=0
     ).prefetch_related("battle_targets", "targeted_by")
+    if only_ids is not None:
+        models = models.filter(id__in=only_ids)
     votes = model_vote_counts(modality)
     out = []
     for model in models:
+        if live_input is not None and modality != Modality.TEXT and not _accepts(model, live_input):
+            continue
         boost = (
             settings.ARENA_NEW_MODEL_BOOST if votes.get(model.id, 0) < settings.ARENA_NEW_MODEL_VOTES else 1.0
         )
@@ -57,6 +78,59 @@ def battle_for_voter(*, code: str, voter_id: int | None) -> Battle:
     return battle
 
 
+def media_battle_for(request: Any, code: str) -> Battle:
+    """A battle whose files this request may fetch: its own voter's, or any for staff reviewing it."""
+    user = request.user
+    if user.is_active and user.is_staff:
+        battle = Battle.objects.filter(code=code).first()
+        if battle is None:
+            raise NotFound("No battle with this code.")
+        return battle
+    voter_id = request.session.get("voter_id")
+    return battle_for_voter(code=code, voter_id=voter_id if isinstance(voter_id, int) else None)
+
+
+def gallery_available(modality: str) -> bool:
+    return GalleryOutput.objects.filter(
+        prompt__modality=modality, prompt__showcase=False, model__active=True
+    ).exists()
+
+
+def thumbnail_public(name: str) -> bool:
+    """Thumbnails anyone may see: a showcase prompt's gallery outputs (never shown in battles) and outputs of
+    voted battles (never shown again). Any other output could give a model away before a vote."""
+    if GalleryOutput.objects.filter(thumbnail_name=name, prompt__showcase=True).exists():
+        return True
+    return Generation.objects.filter(thumbnail_name=name, battle__status=Battle.Status.VOTED).exists()
+
+
+def model_thumbnails(model_ids: list[int]) -> dict[int, str]:
+    """A thumbnail URL per model for the leaderboard: its showcase gallery output, else its latest output in
+    a voted battle that the content filter did not hide."""
+    found: dict[int, str] = {}
+    showcase = GalleryOutput.objects.filter(model_id__in=model_ids, prompt__showcase=True).exclude(
+        thumbnail_name=""
+    )
+    for model_id, name in showcase.values_list("model_id", "thumbnail_name"):
+        found.setdefault(model_id, name)
+    for model_id in set(model_ids) - set(found):
+        name = (
+            Generation.objects.filter(model_id=model_id, battle__status=Battle.Status.VOTED, flagged=False)
+            .exclude(thumbnail_name="")
+            .order_by("-finished_at")
+            .values_list("thumbnail_name", flat=True)
+            .first()
+        )
+        if name:
+            found[model_id] = name
+    return {
+        model_id: reverse(
+            "arena:thumbnail", kwargs={"token": name.removeprefix("thumbs/").removesuffix(".png")}
+        )
+        for model_id, name in found.items()
+    }
+
+
 def battle_excluded_reason(battle: Battle) -> str | None:
     """Why a vote on this battle must not count, from the battle's own content (None: nothing found).
 
@@ -68,9 +142,33 @@ def battle_excluded_reason(battle: Battle) -> str | None:
     return None
 
 
-def _side_state(gen: Generation | None) -> dict[str, Any]:
+def media_public(*, code: str, turn: int, side: str, fmt: str, kind: str, meta: dict) -> dict[str, Any]:
+    """How the page sees an output file: the battle's own URL (never the storage name) and what it is."""
+    url = reverse("arena:battle-media", kwargs={"code": code, "turn": turn, "side": side, "ext": fmt})
+    return {"url": url, "format": fmt, "kind": kind, "meta": meta}
+
+
+def _side_state(gen: Generation | None, code: str) -> dict[str, Any]:
     if gen is None:
-        return {"status": "queued", "output": "", "error": "", "attempt": 0, "flagged": False}
+        return {
+            "status": "queued",
+            "output": "",
+            "error": "",
+            "attempt": 0,
+            "flagged": False,
+            "media": None,
+            "progress": None,
+        }
+    media = None
+    if gen.media_name and gen.status == Generation.Status.DONE:
+        media = media_public(
+            code=code,
+            turn=gen.turn,
+            side=gen.side,
+            fmt=gen.media_format,
+            kind=gen.media_kind,
+            meta=gen.media_meta,
+        )
     return {
         "status": gen.status,
         "output": gen.output,
@@ -78,7 +176,18 @@ def _side_state(gen: Generation | None) -> dict[str, Any]:
         "attempt": gen.attempts,
         # The page shows a flagged answer only after a click ("show anyway").
         "flagged": gen.flagged,
+        "media": media,
+        "progress": 1.0 if gen.status == Generation.Status.DONE else None,
     }
+
+
+def battle_input(battle: Battle) -> dict[str, Any]:
+    """The prompt of an image or 3D battle: its text and, for image-to-3D, the input image's URL."""
+    image_url = None
+    if battle.input_image:
+        ext = battle.input_image.rsplit(".", 1)[-1]
+        image_url = reverse("arena:battle-input", kwargs={"code": battle.code, "ext": ext})
+    return {"text": battle.conversation[0] if battle.conversation else "", "image_url": image_url}
 
 
 def _reveal(model: ModelEntry) -> dict[str, Any]:
@@ -105,17 +214,31 @@ def battle_state(battle: Battle) -> dict[str, Any]:
     """Everything the battle page shows. Model identities are included only once the battle is voted."""
     gens = {(g.turn, g.side): g for g in battle.generations.all()}
     turns = [
-        {"prompt": prompt, "a": _side_state(gens.get((i, "a"))), "b": _side_state(gens.get((i, "b")))}
+        {
+            "prompt": prompt,
+            "a": _side_state(gens.get((i, "a")), battle.code),
+            "b": _side_state(gens.get((i, "b")), battle.code),
+        }
         for i, prompt in enumerate(battle.conversation)
     ]
+    media = battle.modality != Modality.TEXT
     state: dict[str, Any] = {
         "code": battle.code,
         "modality": battle.modality,
         "status": battle.status,
         "turns": turns,
         "can_vote": battle.status == Battle.Status.READY,
-        "can_continue": battle.status == Battle.Status.READY and battle.turn_count < settings.ARENA_MAX_TURNS,
-        "max_turns": settings.ARENA_MAX_TURNS,
+        # Image and 3D battles are one prompt, one output per side.
+        "can_continue": (
+            not media
+            and battle.status == Battle.Status.READY
+            and battle.turn_count < settings.ARENA_MAX_TURNS
+        ),
+        "max_turns": 1 if media else settings.ARENA_MAX_TURNS,
+        "input": battle_input(battle) if media else None,
+        "criteria": vote_criteria(battle.modality),
+        # Only gallery battles point at a stored prompt (a voter's own prompt lives in `conversation`).
+        "gallery": media and battle.prompt_id is not None,
         "demo": battle.model_a.is_demo or battle.model_b.is_demo,
         "vote": None,
     }
@@ -124,6 +247,7 @@ def battle_state(battle: Battle) -> dict[str, Any]:
         counted, reason = _vote_outcome_for_voter(vote)
         state["vote"] = {
             "choice": vote.choice,
+            "criteria": vote.criteria,
             "counted": counted,
             "reason": reason,
             "reveal": {"a": _reveal(battle.model_a), "b": _reveal(battle.model_b)},

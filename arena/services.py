@@ -6,10 +6,12 @@ import random
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count
 
 from arena.audit import audit_record
 from arena.errors import Conflict, ContentBlocked, InvalidInput, NotAllowed, NotFound, Unavailable
-from arena.models import Battle, Generation, Modality, ModelEntry, Prompt
+from arena.media import MediaInfo, MediaRejected, media_inspect, media_save
+from arena.models import Battle, GalleryOutput, Generation, Modality, ModelEntry, Prompt
 from arena.moderation import ModerationUnavailable, content_check
 from arena.sampling import Candidate, NoPairAvailable, pair_sample, pair_sample_informed
 from arena.selectors import model_candidates, sampling_state
@@ -86,8 +88,9 @@ def _generations_create(battle: Battle, turn: int) -> list[Generation]:
     )
 
 
-def _pair_choose(modality: str) -> tuple[Candidate, Candidate]:
-    candidates = model_candidates(modality)
+def _pair_choose(modality: str, candidates: list[Candidate] | None = None) -> tuple[Candidate, Candidate]:
+    if candidates is None:
+        candidates = model_candidates(modality)
     if settings.ARENA_PAIR_SAMPLING == "information":
         ratings, pair_battles = sampling_state(modality)
         if ratings:
@@ -95,16 +98,53 @@ def _pair_choose(modality: str) -> tuple[Candidate, Candidate]:
     return pair_sample(candidates, rng=_rng, target_share=settings.ARENA_TARGET_SHARE)
 
 
-def battle_create(*, voter: Voter, modality: str, prompt_text: object) -> Battle:
-    """Sample two models, store the battle and its first turn, and queue both sides."""
-    modality = modality_clean(modality)
-    prompt = prompt_clean(prompt_text)
-    prompt_moderate(text=prompt, modality=modality)
+_NO_PAIR = "Not enough models are available for a battle right now. Try again soon."
+
+
+def input_image_clean(data: bytes) -> MediaInfo:
+    """An uploaded image-to-3D input: an image by content, within the upload limit."""
     try:
-        left, right = _pair_choose(modality)
+        info = media_inspect(data, max_bytes=settings.ARENA_MAX_UPLOAD_BYTES)
+    except MediaRejected as exc:
+        raise InvalidInput(f"The uploaded image was refused: {exc}") from None
+    if info.kind != "image":
+        raise InvalidInput(f"Upload a PNG, JPEG or WebP image; this file is {info.format.upper()}.")
+    return info
+
+
+def battle_create(
+    *, voter: Voter, modality: str, prompt_text: object, image: bytes | None = None, gallery: bool = False
+) -> Battle:
+    """Sample two models, store the battle and its first turn, and queue both sides.
+
+    Image and 3D battles take a text prompt, an input image (image-to-3D), or — with `gallery` — a prompt
+    of a pre-generated gallery that two models both have outputs for."""
+    modality = modality_clean(modality)
+    if gallery:
+        return _gallery_battle_create(voter=voter, modality=modality)
+    if modality == Modality.TEXT and image is not None:
+        raise InvalidInput("Text battles take a text prompt only; image inputs are for 3D battles.")
+    if modality == Modality.IMAGE and image is not None:
+        raise InvalidInput("Image battles are text-to-image: type a prompt instead of uploading an image.")
+    info = input_image_clean(image) if image is not None else None
+    prompt = (
+        prompt_clean(prompt_text)
+        if info is None or (isinstance(prompt_text, str) and prompt_text.strip())
+        else ""
+    )
+    if prompt:
+        prompt_moderate(text=prompt, modality=modality)
+    live_input = "image" if info is not None else "text"
+    try:
+        left, right = _pair_choose(modality, model_candidates(modality, live_input=live_input))
     except NoPairAvailable:
-        raise Unavailable("Not enough models are available for a battle right now. Try again soon.") from None
+        raise Unavailable(
+            _NO_PAIR
+            if live_input == "text"
+            else "No two models take image inputs right now. Try a text prompt."
+        ) from None
     models = ModelEntry.objects.in_bulk([left.id, right.id])
+    input_name = media_save(image, info, folder="inputs") if info is not None and image is not None else ""
     with transaction.atomic():
         battle = Battle.objects.create(
             voter=voter,
@@ -112,6 +152,49 @@ def battle_create(*, voter: Voter, modality: str, prompt_text: object) -> Battle
             model_a=models[left.id],
             model_b=models[right.id],
             conversation=[prompt],
+            input_image=input_name,
+        )
+        generations_enqueue(_generations_create(battle, 0))
+    return battle
+
+
+def _gallery_battle_create(*, voter: Voter, modality: str) -> Battle:
+    """A battle on a random gallery prompt, between two models that both have an output for it."""
+    if modality == Modality.TEXT:
+        raise InvalidInput("Galleries hold image and 3D outputs; text battles need a prompt.")
+    eligible = (
+        GalleryOutput.objects.filter(
+            prompt__modality=modality,
+            prompt__status=Prompt.Status.APPROVED,
+            prompt__showcase=False,
+            prompt__prompt_set__active=True,
+            model__active=True,
+            model__outage_since__isnull=True,
+            model__weight__gt=0,
+        )
+        .values("prompt_id")
+        .annotate(n=Count("model_id"))
+        .filter(n__gte=2)
+    )
+    prompt_ids = [row["prompt_id"] for row in eligible]
+    if not prompt_ids:
+        raise Unavailable(f"There is no {Modality(modality).label} gallery with two models to compare yet.")
+    prompt = Prompt.objects.get(id=_rng.choice(prompt_ids))
+    with_outputs = set(GalleryOutput.objects.filter(prompt=prompt).values_list("model_id", flat=True))
+    try:
+        left, right = _pair_choose(modality, model_candidates(modality, only_ids=with_outputs))
+    except NoPairAvailable:
+        raise Unavailable(_NO_PAIR) from None
+    models = ModelEntry.objects.in_bulk([left.id, right.id])
+    with transaction.atomic():
+        battle = Battle.objects.create(
+            voter=voter,
+            modality=modality,
+            model_a=models[left.id],
+            model_b=models[right.id],
+            prompt=prompt,
+            conversation=[prompt.text],
+            input_image=prompt.image,
         )
         generations_enqueue(_generations_create(battle, 0))
     return battle
@@ -122,6 +205,8 @@ def battle_continue(*, code: str, voter: Voter, prompt_text: object) -> Battle:
     prompt = prompt_clean(prompt_text)
     # Checked before the lock: a classifier or an API call must not hold the battle row.
     modality = Battle.objects.filter(code=code).values_list("modality", flat=True).first()
+    if modality is not None and modality != Modality.TEXT:
+        raise Conflict("Image and 3D battles have one prompt; vote, then start a new battle.")
     prompt_moderate(text=prompt, modality=modality or Modality.TEXT)
     with transaction.atomic():
         battle = (

@@ -7,6 +7,7 @@ PostgreSQL, channels-redis and a Redis broker; the code paths are the same.
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
@@ -151,8 +152,31 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Image and 3D outputs, gallery files and uploaded input images. Names are random (arena.media) and the
+# files are reached only through the battle's own URLs, so MEDIA_URL is never exposed to browsers.
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+ARENA_STORAGE = env_choice("ARENA_STORAGE", "filesystem", {"filesystem", "s3"})
+if ARENA_STORAGE == "s3":
+    # Any S3-compatible store (AWS, MinIO, R2) through django-storages: pip install -e '.[s3]'.
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("ARENA_S3_BUCKET") or None,
+            "endpoint_url": env_str("ARENA_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("ARENA_S3_REGION") or None,
+            "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+    if not _default_storage["OPTIONS"]["bucket_name"]:
+        raise ImproperlyConfigured("ARENA_STORAGE=s3 needs ARENA_S3_BUCKET.")
+else:
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
@@ -219,6 +243,29 @@ CELERY_BEAT_SCHEDULE = {
 # --- Arena ---------------------------------------------------------------------------------------
 ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 30_000, minimum=1)
 ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 50, minimum=1)
+# Image and 3D files: a generated or gallery file, an uploaded input image, and decoded image size.
+ARENA_MAX_MEDIA_BYTES = env_int("ARENA_MAX_MEDIA_BYTES", 100 * 1024 * 1024, minimum=1024)
+ARENA_MAX_UPLOAD_BYTES = env_int("ARENA_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1024)
+ARENA_MAX_IMAGE_PIXELS = env_int("ARENA_MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
+# Multi-criteria votes per modality ("modality=key,key;…"): each criterion gets its own board beside the
+# overall one. Criteria are optional for the voter; the overall choice is always required.
+ARENA_VOTE_CRITERIA = {
+    modality: [key for key in keys.split(",") if key]
+    for modality, _, keys in (
+        item.partition("=")
+        for item in env_str(
+            "ARENA_VOTE_CRITERIA", "3d=geometry,texture,alignment;image=alignment,quality"
+        ).split(";")
+        if item.strip()
+    )
+}
+for _modality, _keys in ARENA_VOTE_CRITERIA.items():
+    _keys_ok = all(re.fullmatch(r"[a-z][a-z0-9_]{0,29}", k) for k in _keys)
+    if _modality not in ("text", "image", "3d") or not _keys_ok:
+        raise ImproperlyConfigured(
+            f"ARENA_VOTE_CRITERIA: bad entry {_modality}={','.join(_keys)}; "
+            "use modality=key,key;… with modality text, image or 3d and keys like prompt_alignment."
+        )
 ARENA_GENERATION_SOFT_LIMIT = env_int("ARENA_GENERATION_SOFT_LIMIT", 300, minimum=1)
 ARENA_GENERATION_HARD_LIMIT = env_int("ARENA_GENERATION_HARD_LIMIT", 330, minimum=2)
 # A row still `running` this long after it started lost its worker: the sweeper requeues or fails it.

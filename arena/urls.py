@@ -13,6 +13,12 @@ arena_patterns = [
     path("api/battles/<str:code>/continue", views.battle_continue, name="battle-continue"),
     path("api/battles/<str:code>/vote", voting_views.vote, name="vote"),
     path("api/prompts/random", views.prompt_random, name="prompt-random"),
+    path("image/", views.home, {"modality": "image"}, name="home-image"),
+    path("3d/", views.home, {"modality": "3d"}, name="home-3d"),
+    # Image and 3D files, reached only through the battle (or a public thumbnail's random token).
+    path("m/<str:code>/<int:turn>/<str:side>.<str:ext>", views.battle_media, name="battle-media"),
+    path("m/<str:code>/input.<str:ext>", views.battle_input_media, name="battle-input"),
+    path("m/thumbs/<str:token>.png", views.thumbnail, name="thumbnail"),
 ]
 # Vote integrity: the proof-of-work challenge a vote must carry.
 arena_patterns += [

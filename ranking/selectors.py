@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from arena.models import Modality, ModelEntry
+from arena.selectors import model_thumbnails
 from ranking.models import LeaderboardSnapshot
 from ranking.publication import snapshot_public
 
@@ -37,9 +39,18 @@ def board_payload(*, modality: str, category: str = "", style_control: bool = Fa
     snapshot = snapshot_latest(modality=modality, category=category, style_control=style_control)
     base: dict[str, Any] = {"modality": modality, "category": category, "style_control": style_control}
     if snapshot is None:
-        return {**base, "snapshot": None, "history": []}
+        return {**base, "snapshot": None, "history": [], "thumbnails": {}}
+    thumbnails = {}
+    if modality != Modality.TEXT:
+        models = dict(
+            ModelEntry.objects.filter(
+                slug__in=[m["slug"] for m in snapshot.data.get("models", [])]
+            ).values_list("id", "slug")
+        )
+        thumbnails = {models[i]: url for i, url in model_thumbnails(list(models)).items()}
     return {
         **base,
+        "thumbnails": thumbnails,
         "snapshot": {
             "created_at": snapshot.created_at.isoformat(),
             "n_votes": snapshot.n_votes,

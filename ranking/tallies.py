@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from django.db import connection, transaction
 
 from ranking.models import PairTally
+from voting.categories import CRITERION_PREFIX
 from voting.models import Vote
 
 _UPSERT = """
@@ -43,12 +44,15 @@ def _apply(totals: dict[Key, list[int]]) -> None:
 
 
 def tally_record(*, votes: Iterable[Vote], sign: int) -> None:
-    """Add (sign=+1) or remove (sign=-1) votes from their boards: overall and each of their categories."""
+    """Add (sign=+1) or remove (sign=-1) votes from their boards: overall, each of their categories, and one
+    board per judged criterion (scored by that criterion's own choice)."""
     totals: dict[Key, list[int]] = {}
     for vote in votes:
         battle = vote.battle
-        lo, hi, *cells = _cells(vote.choice, battle.model_a_id, battle.model_b_id)
-        for category in ["", *vote.categories]:
+        boards = [(category, vote.choice) for category in ["", *vote.categories]]
+        boards += [(CRITERION_PREFIX + key, choice) for key, choice in (vote.criteria or {}).items()]
+        for category, choice in boards:
+            lo, hi, *cells = _cells(choice, battle.model_a_id, battle.model_b_id)
             acc = totals.setdefault((battle.modality, category, lo, hi), [0, 0, 0])
             for i, value in enumerate(cells):
                 acc[i] += sign * value
@@ -77,6 +81,18 @@ UNION ALL
 SELECT modality, c.category, lo, hi, SUM(lo_won), SUM(hi_won), SUM(ties)
 FROM g CROSS JOIN LATERAL jsonb_array_elements_text(g.categories) AS c(category)
 GROUP BY modality, c.category, lo, hi
+UNION ALL
+SELECT b.modality, 'criterion:' || c.key,
+    LEAST(b.model_a_id, b.model_b_id), GREATEST(b.model_a_id, b.model_b_id),
+    SUM(CASE WHEN c.value IN ('tie', 'both_bad') THEN 0
+             WHEN (c.value = 'a') = (b.model_a_id < b.model_b_id) THEN 1 ELSE 0 END),
+    SUM(CASE WHEN c.value IN ('tie', 'both_bad') THEN 0
+             WHEN (c.value = 'a') = (b.model_a_id < b.model_b_id) THEN 0 ELSE 1 END),
+    SUM(CASE WHEN c.value IN ('tie', 'both_bad') THEN 1 ELSE 0 END)
+FROM voting_vote v JOIN arena_battle b ON b.id = v.battle_id
+CROSS JOIN LATERAL jsonb_each_text(v.criteria) AS c(key, value)
+WHERE v.counted
+GROUP BY 1, 2, 3, 4
 """
 
 
@@ -96,11 +112,13 @@ def _rebuild_in_python() -> None:
     """The portable rebuild (SQLite): the same sums as _REBUILD_PG, computed here."""
     totals: Counter[tuple[Key, int]] = Counter()
     votes = Vote.objects.filter(counted=True).values_list(
-        "choice", "categories", "battle__modality", "battle__model_a_id", "battle__model_b_id"
+        "choice", "categories", "criteria", "battle__modality", "battle__model_a_id", "battle__model_b_id"
     )
-    for choice, categories, modality, a, b in votes.iterator(chunk_size=20_000):
-        lo, hi, *cells = _cells(choice, a, b)
-        for category in ["", *categories]:
+    for choice, categories, criteria, modality, a, b in votes.iterator(chunk_size=20_000):
+        boards = [(category, choice) for category in ["", *categories]]
+        boards += [(CRITERION_PREFIX + key, value) for key, value in (criteria or {}).items()]
+        for category, board_choice in boards:
+            lo, hi, *cells = _cells(board_choice, a, b)
             for i, value in enumerate(cells):
                 totals[((modality, category, lo, hi), i)] += value
     grouped: dict[Key, list[int]] = {}

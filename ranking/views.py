@@ -11,15 +11,16 @@ from arena.models import Modality
 from arena.web import json_errors
 from ranking.models import PairTally
 from ranking.selectors import board_payload
-from voting.categories import CATEGORIES
+from voting.categories import board_labels
 
 
 def _board_args(request: HttpRequest, modality: str) -> tuple[str, bool]:
     if modality not in Modality.values:
         raise NotFound(f"No leaderboard for {modality!r}; boards exist for {', '.join(Modality.values)}.")
     category = request.GET.get("category", "")
-    if category and category not in CATEGORIES:
-        raise InvalidInput(f"Unknown category {category!r}; expected one of {', '.join(CATEGORIES)}.")
+    boards = board_labels()
+    if category and category not in boards:
+        raise InvalidInput(f"Unknown category {category!r}; expected one of {', '.join(boards)}.")
     style = request.GET.get("style", "0")
     if style not in ("0", "1"):
         raise InvalidInput("style must be 0 or 1.")
@@ -43,7 +44,7 @@ def leaderboard_page(request: HttpRequest, modality: str) -> HttpResponse:
         "modality": modality,
         "modality_label": Modality(modality).label,
         "modalities": Modality.choices,
-        "categories": [(key, label) for key, label in CATEGORIES.items() if key in present],
+        "categories": [(key, label) for key, label in board_labels().items() if key in present],
     }
     return render(request, "ranking/leaderboard.html", context)
 

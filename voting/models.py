@@ -61,6 +61,9 @@ class Vote(models.Model):
     exclusion_reason = models.CharField(max_length=300, blank=True)
     # Decided at vote time so boards and exports need not re-read the conversation.
     categories = models.JSONField(default=list, blank=True)
+    # Multi-criteria arenas (ARENA_VOTE_CRITERIA): {"geometry": "a", "texture": "tie", ...}; each criterion
+    # has its own board, tallied from these choices. `choice` is always the overall verdict.
+    criteria = models.JSONField(default=dict, blank=True)
     conv_metadata = models.JSONField(default=dict, blank=True)
     # Where the vote came from, as salted hashes taken at vote time (a voter's address can change):
     # the sweep's rate and ring signals group votes by them.

@@ -14,7 +14,7 @@ from arena.models import Battle, Generation, ModelEntry
 from arena.selectors import battle_excluded_reason
 from ranking.services import leaderboard_refresh_soon
 from ranking.tallies import tally_record
-from voting.categories import battle_categories
+from voting.categories import battle_categories, format_categories
 from voting.identity import network_of, salted_hash
 from voting.leak import leak_find, leak_terms
 from voting.metadata import conv_metadata
@@ -85,20 +85,58 @@ def prompt_hash(text: str) -> str:
     return salted_hash("prompt:" + re.sub(r"\s+", " ", text.casefold()).strip())[:16]
 
 
-def vote_cast(*, code: str, voter: Voter, choice: object, origin: VoteOrigin | None = None) -> Vote:
+def criteria_clean(value: object, *, modality: str) -> dict[str, str]:
+    """Per-criterion choices as stored, or InvalidInput naming the bad criterion or choice."""
+    if value is None or value == {}:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput("criteria must be an object like {\"geometry\": \"a\"}.")
+    allowed = settings.ARENA_VOTE_CRITERIA.get(modality, [])
+    cleaned: dict[str, str] = {}
+    for key, choice in value.items():
+        if key not in allowed:
+            expected = ", ".join(allowed) if allowed else "none in this arena"
+            raise InvalidInput(f"Unknown criterion {key!r}; expected {expected}.")
+        if choice not in Vote.Choice.values:
+            raise InvalidInput(
+                f"Unknown choice {choice!r} for {key}; expected one of {', '.join(Vote.Choice.values)}."
+            )
+        cleaned[key] = str(choice)
+    return cleaned
+
+
+def vote_cast(
+    *,
+    code: str,
+    voter: Voter,
+    choice: object,
+    origin: VoteOrigin | None = None,
+    criteria: object = None,
+) -> Vote:
     """Record the one vote on a battle. Locks the battle row, then the voter's (select_for_update), for the
     checks and the write: a flag or ban racing this vote either sees it or is seen by it."""
     if choice not in Vote.Choice.values:
         raise InvalidInput(f"Unknown choice {choice!r}; expected one of {', '.join(Vote.Choice.values)}.")
+    if criteria not in (None, {}):
+        modality = Battle.objects.filter(code=code).values_list("modality", flat=True).first()
+        criteria = criteria_clean(criteria, modality=modality or "")
     try:
         with transaction.atomic():
-            return _vote_write(code=code, voter=voter, choice=str(choice), origin=origin or VoteOrigin())
+            return _vote_write(
+                code=code,
+                voter=voter,
+                choice=str(choice),
+                origin=origin or VoteOrigin(),
+                criteria=criteria or {},
+            )
     except IntegrityError:
         # The unique battle constraint caught a race the lock did not (e.g. SQLite): one vote stands.
         raise Conflict("You already voted on this battle.") from None
 
 
-def _vote_write(*, code: str, voter: Voter, choice: str, origin: VoteOrigin) -> Vote:
+def _vote_write(
+    *, code: str, voter: Voter, choice: str, origin: VoteOrigin, criteria: dict[str, str]
+) -> Vote:
     battle = Battle.objects.select_for_update().filter(code=code).first()
     if battle is None:
         raise NotFound("No battle with this code.")
@@ -129,7 +167,8 @@ def _vote_write(*, code: str, voter: Voter, choice: str, origin: VoteOrigin) -> 
         seconds_to_vote=seconds,
         counted=verdict.counted,
         exclusion_reason=verdict.exclusion_reason,
-        categories=battle_categories(battle.conversation),
+        categories=_categories(battle, generations),
+        criteria=criteria,
         conv_metadata=_metadata(battle, generations),
         ip_hash=ip_hash,
         network_hash=origin.network_hash or fresh.network_hash,
@@ -147,6 +186,13 @@ def _vote_write(*, code: str, voter: Voter, choice: str, origin: VoteOrigin) -> 
         tally_record(votes=[vote], sign=+1)
         leaderboard_refresh_soon(modality=battle.modality)
     return vote
+
+
+def _categories(battle: Battle, generations: list[Generation]) -> list[str]:
+    if battle.modality == "text":
+        return battle_categories(battle.conversation)
+    last = {g.side: g for g in generations if g.turn == battle.turn_count - 1}
+    return format_categories((g.media_kind, g.media_meta) for g in last.values())
 
 
 def _metadata(battle: Battle, generations: list[Generation]) -> dict:

@@ -6,25 +6,34 @@ gave the row to another worker, a late writer changes nothing. That makes the ta
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from arena.audit import audit_record
-from arena.models import Battle, Generation, ModelEntry
-from arena.moderation import output_check
+from arena.media import MediaInfo, MediaRejected, media_inspect, media_read, media_save
+from arena.models import Battle, GalleryOutput, Generation, Modality, ModelEntry
+from arena.moderation import CLEAN, Verdict, image_check, output_check
+from arena.selectors import media_public
 from workers.backends import (
     BackendConfigError,
     BackendError,
     GenerationParams,
     GenerationRequest,
+    MediaBackend,
+    MediaRequest,
     Usage,
     backend_create,
 )
@@ -33,6 +42,7 @@ from workers.events import battle_publish
 logger = logging.getLogger(__name__)
 
 PROBE_PROMPT = "Reply with one short friendly sentence."
+PROBE_MEDIA_PROMPT = "a red apple on a white table"
 
 
 class GenerationFailed(Exception):
@@ -124,17 +134,11 @@ def _chunk(progress: _Progress, delta: str) -> None:
         progress.flushed_at = now
 
 
-def _stream(gen: Generation, progress: _Progress) -> Usage:
-    """Drive the backend; every failure becomes GenerationFailed with a message fit for the voter."""
-    deadline = time.monotonic() + settings.ARENA_GENERATION_SOFT_LIMIT
+@contextmanager
+def _backend_failures(gen: Generation) -> Iterator[None]:
+    """Every way a backend can fail becomes GenerationFailed with a message fit for the voter."""
     try:
-        backend = backend_create(gen.model.backend_kind, gen.model.backend_config)
-        params = GenerationParams.from_config(gen.model.backend_config)
-        for delta in backend.stream(GenerationRequest(messages=conversation_messages(gen), params=params)):
-            if delta:
-                _chunk(progress, delta)
-            if time.monotonic() > deadline:
-                raise GenerationFailed("The model took too long to answer.")
+        yield
     except GenerationFailed:
         raise
     except SoftTimeLimitExceeded as exc:
@@ -147,9 +151,100 @@ def _stream(gen: Generation, progress: _Progress) -> Usage:
     except Exception as exc:
         logger.exception("generation %s crashed", gen.id)
         raise GenerationFailed("The worker hit an internal error while generating.") from exc
+
+
+def _too_late(deadline: float) -> None:
+    if time.monotonic() > deadline:
+        raise GenerationFailed("The model took too long to answer.")
+
+
+def _stream(gen: Generation, progress: _Progress) -> Usage:
+    """Drive a text backend, publishing each delta as it arrives."""
+    deadline = time.monotonic() + settings.ARENA_GENERATION_SOFT_LIMIT
+    with _backend_failures(gen):
+        backend = backend_create(gen.model.backend_kind, gen.model.backend_config)
+        params = GenerationParams.from_config(gen.model.backend_config)
+        for delta in backend.stream(GenerationRequest(messages=conversation_messages(gen), params=params)):
+            if delta:
+                _chunk(progress, delta)
+            _too_late(deadline)
     if not progress.length:
         raise GenerationFailed("The model returned an empty answer.")
     return backend.usage
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """An image or 3D output in storage: its name, what it is, and its thumbnail ("" when none)."""
+
+    name: str
+    info: MediaInfo
+    thumbnail: str
+    verdict: Verdict = CLEAN
+
+
+def _progress_reporter(progress: _Progress, deadline: float) -> Callable[[float], None]:
+    """The callback a media backend calls as it works: publish the fraction done, at most every 0.2 s or 5%,
+    and stop the work when the deadline has passed."""
+    last = {"fraction": -1.0, "at": 0.0}
+
+    def report(fraction: float) -> None:
+        _too_late(deadline)
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        now = time.monotonic()
+        if fraction >= 1.0 or fraction - last["fraction"] >= 0.05 or now - last["at"] >= 0.2:
+            last.update(fraction=fraction, at=now)
+            battle_publish(progress.code, progress.event("progress", fraction=round(fraction, 3)))
+
+    return report
+
+
+def _render(gen: Generation, progress: _Progress) -> _Rendered:
+    """Make (or, for a gallery model, look up) this side's image or 3D output and store it."""
+    if gen.model.backend_kind == "gallery":
+        stored = GalleryOutput.objects.filter(prompt_id=gen.battle.prompt_id, model_id=gen.model_id).first()
+        if stored is None:
+            raise GenerationFailed("This gallery has no output of this model for the prompt.")
+        info = MediaInfo(stored.media_format, stored.media_kind, stored.media_meta)
+        return _Rendered(stored.media_name, info, stored.thumbnail_name)
+    deadline = time.monotonic() + settings.ARENA_GENERATION_SOFT_LIMIT
+    with _backend_failures(gen):
+        backend = backend_create(gen.model.backend_kind, gen.model.backend_config)
+        battle = gen.battle
+        request = MediaRequest(
+            prompt=battle.conversation[0] if battle.conversation else "",
+            image=media_read(battle.input_image) if battle.input_image else None,
+            seed=gen.model.backend_config.get("seed"),
+        )
+        result = backend.generate(request, _progress_reporter(progress, deadline))
+        _too_late(deadline)
+    try:
+        info = media_inspect(result.data, format_hint=result.format)
+    except MediaRejected as exc:
+        logger.error("model %s returned an unusable file: %s", gen.model.slug, exc)
+        raise GenerationFailed(f"The model returned an unusable file: {exc}") from exc
+    from arena.thumbnails import thumbnail_save  # pulls in trimesh: only media workers need it
+
+    name = media_save(result.data, info)
+    thumbnail = thumbnail_save(result.data, info)
+    return _Rendered(name, info, thumbnail, media_output_check(result.data, info, thumbnail))
+
+
+def media_output_check(data: bytes, info: MediaInfo, thumbnail: str) -> Verdict:
+    """The image classifier (if configured) on an image output, or on a 3D output's rendered thumbnail.
+    Never raises: a misconfigured check hides the output when the operator asked to fail closed."""
+    try:
+        from PIL import Image
+
+        if info.kind == "image":
+            return image_check(Image.open(io.BytesIO(data)).convert("RGB"))
+        if thumbnail:
+            return image_check(Image.open(io.BytesIO(media_read(thumbnail))).convert("RGB"))
+    except ImproperlyConfigured as exc:
+        logger.error("image content check misconfigured: %s", exc)
+        if settings.ARENA_MODERATION_FAIL_CLOSED:
+            return Verdict(True, ("the content check is misconfigured",))
+    return CLEAN
 
 
 def generation_run(*, generation_id: int) -> None:
@@ -159,6 +254,9 @@ def generation_run(*, generation_id: int) -> None:
     gen = Generation.objects.select_related("battle", "model").get(id=generation_id)
     progress = _Progress(gen.id, gen.attempts, gen.battle.code, gen.turn, gen.side)
     battle_publish(progress.code, progress.event("started"))
+    if gen.battle.modality != Modality.TEXT:
+        _media_run(gen, progress)
+        return
     try:
         usage = _stream(gen, progress)
     except GenerationFailed as exc:
@@ -185,10 +283,54 @@ def generation_run(*, generation_id: int) -> None:
         ok = True
         if finished and verdict.flagged:
             generation_flag_record(generation_id=gen.id, reasons=verdict.reasons)
+    _finish(gen, progress, finished=finished, event=event, ok=ok)
+
+
+def _finish(
+    gen: Generation, progress: _Progress, *, finished: int, event: dict[str, object], ok: bool
+) -> None:
+    """After the fenced final write: tell the page, count the model's health, and settle the battle."""
     if finished:
         battle_publish(progress.code, event)
         model_health_record(model_id=gen.model_id, ok=ok)
         battle_status_sync(battle_id=gen.battle_id)
+
+
+def _media_run(gen: Generation, progress: _Progress) -> None:
+    try:
+        rendered = _render(gen, progress)
+    except GenerationFailed as exc:
+        finished = _live(progress).update(
+            status=Generation.Status.FAILED, error=exc.message, finished_at=timezone.now()
+        )
+        _finish(gen, progress, finished=finished, event=progress.event("failed", error=exc.message), ok=False)
+        return
+    info, verdict = rendered.info, rendered.verdict
+    now = timezone.now()
+    finished = _live(progress).update(
+        status=Generation.Status.DONE,
+        media_name=rendered.name,
+        media_format=info.format,
+        media_kind=info.kind,
+        media_meta=info.meta,
+        thumbnail_name=rendered.thumbnail,
+        first_chunk_at=now,
+        finished_at=now,
+        flagged=verdict.flagged,
+        flag_reasons=list(verdict.reasons),
+    )
+    if not finished and gen.model.backend_kind != "gallery":
+        # The sweeper gave this row to another attempt: this attempt's file is nobody's.
+        for name in (rendered.name, rendered.thumbnail):
+            if name:
+                default_storage.delete(name)
+    if finished and verdict.flagged:
+        generation_flag_record(generation_id=gen.id, reasons=verdict.reasons)
+    media = media_public(
+        code=progress.code, turn=gen.turn, side=gen.side, fmt=info.format, kind=info.kind, meta=info.meta
+    )
+    event = progress.event("done", output="", media=media, flagged=verdict.flagged)
+    _finish(gen, progress, finished=finished, event=event, ok=True)
 
 
 def generation_flag_record(*, generation_id: int, reasons: tuple[str, ...]) -> None:
@@ -249,14 +391,49 @@ def model_probe(*, model_id: int) -> tuple[bool, str]:
     model = ModelEntry.objects.get(id=model_id)
     try:
         backend = backend_create(model.backend_kind, model.backend_config)
-        params = GenerationParams(max_new_tokens=32, temperature=0.0)
-        text = "".join(backend.stream(GenerationRequest([{"role": "user", "content": PROBE_PROMPT}], params)))
+        if isinstance(backend, MediaBackend):
+            text = _media_probe(model, backend)
+        else:
+            params = GenerationParams(max_new_tokens=32, temperature=0.0)
+            messages = [{"role": "user", "content": PROBE_PROMPT}]
+            text = "".join(backend.stream(GenerationRequest(messages, params)))
     except (BackendError, BackendConfigError) as exc:
         return False, str(exc)
     if not text.strip():
         return False, "empty answer"
     ModelEntry.objects.filter(id=model_id).update(consecutive_failures=0, outage_since=None)
     return True, text
+
+
+def _media_probe(model: ModelEntry, backend: MediaBackend) -> str:
+    """A test image or 3D asset (a gallery model: its stored outputs); returns a line describing it."""
+    if model.backend_kind == "gallery":
+        count = GalleryOutput.objects.filter(model=model).count()
+        if not count:
+            raise BackendError("the gallery holds no outputs of this model")
+        return f"{count} gallery outputs"
+    inputs = backend.accepted_inputs(model.backend_config)
+    if "text" in inputs:
+        request = MediaRequest(prompt=PROBE_MEDIA_PROMPT, seed=0)
+    else:
+        request = MediaRequest(image=_probe_image(), seed=0)
+    result = backend.generate(request, lambda fraction: None)
+    try:
+        info = media_inspect(result.data, format_hint=result.format)
+    except MediaRejected as exc:
+        raise BackendError(f"the model returned an unusable file: {exc}") from exc
+    details = ", ".join(f"{k} {v}" for k, v in info.meta.items() if k != "bytes")
+    return f"{info.format.upper()} {info.kind} ({details}; {len(result.data):,} bytes)"
+
+
+def _probe_image() -> bytes:
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(img).ellipse((12, 12, 52, 52), fill="red")
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
 
 
 def generation_sweep() -> int:

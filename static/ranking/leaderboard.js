@@ -33,6 +33,13 @@ function renderTable(models) {
       `+${(m.upper - m.rating).toFixed(0)} / -${(m.rating - m.lower).toFixed(0)}`, m.battles,
       `${(m.win_rate * 100).toFixed(1)}%`, m.organization, m.license];
     for (const c of cells) { const td = document.createElement("td"); td.textContent = c; tr.append(td); }
+    const thumb = (payload.thumbnails || {})[m.slug];
+    if (thumb) {
+      // Image and 3D boards: a sample output the model made (never one a battle can show again).
+      const img = document.createElement("img");
+      img.src = thumb; img.alt = ""; img.className = "board-thumb"; img.loading = "lazy";
+      tr.children[1].prepend(img);
+    }
     return tr;
   }));
   for (const th of $("board").querySelectorAll("th")) {

@@ -6,7 +6,17 @@ from collections.abc import Mapping
 from importlib import import_module
 from typing import Any
 
-from .base import BackendConfigError, BackendError, GenerationParams, GenerationRequest, TextBackend, Usage
+from .base import (
+    BackendConfigError,
+    BackendError,
+    GenerationParams,
+    GenerationRequest,
+    MediaBackend,
+    MediaRequest,
+    MediaResult,
+    TextBackend,
+    Usage,
+)
 
 __all__ = [
     "BACKEND_KINDS",
@@ -14,10 +24,14 @@ __all__ = [
     "BackendError",
     "GenerationParams",
     "GenerationRequest",
+    "MediaBackend",
+    "MediaRequest",
+    "MediaResult",
     "TextBackend",
     "Usage",
     "backend_class",
     "backend_create",
+    "backend_validate",
 ]
 
 # kind -> "module:Class" under workers.backends
@@ -25,10 +39,18 @@ BACKEND_KINDS: dict[str, str] = {
     "demo": "demo:DemoBackend",
     "openai": "openai_compat:OpenAICompatBackend",
     "transformers": "transformers_local:TransformersBackend",
+    # Image and 3D (MediaBackend)
+    "demo_image": "demo_media:DemoImageBackend",
+    "demo_3d": "demo_media:Demo3DBackend",
+    "diffusers_image": "diffusers_image:DiffusersImageBackend",
+    "openai_images": "openai_images:OpenAIImagesBackend",
+    "shap_e": "shap_e:ShapEBackend",
+    "remote_3d": "remote_3d:Remote3DBackend",
+    "gallery": "gallery:GalleryBackend",
 }
 
 
-def backend_class(kind: str) -> type[TextBackend]:
+def backend_class(kind: str) -> type[TextBackend] | type[MediaBackend]:
     try:
         target = BACKEND_KINDS[kind]
     except KeyError:
@@ -39,5 +61,16 @@ def backend_class(kind: str) -> type[TextBackend]:
     return getattr(import_module(f"{__name__}.{module_name}"), class_name)
 
 
-def backend_create(kind: str, config: Mapping[str, Any]) -> TextBackend:
+def backend_validate(kind: str, config: Mapping[str, Any], modality: str) -> dict[str, Any]:
+    """A model's backend must serve its modality and its config must be usable; returns the cleaned config."""
+    cls = backend_class(kind)
+    if modality not in cls.modalities:
+        raise BackendConfigError(
+            f"backend {kind!r} makes {'/'.join(sorted(cls.modalities))} outputs, not {modality}; "
+            f"pick a backend for {modality} models"
+        )
+    return cls.validate_config(config)
+
+
+def backend_create(kind: str, config: Mapping[str, Any]) -> TextBackend | MediaBackend:
     return backend_class(kind)(config)

@@ -8,7 +8,7 @@ backend stays testable on its own and the same code serves every worker kind.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -76,6 +76,7 @@ class TextBackend(ABC):
     """
 
     kind: ClassVar[str]
+    modalities: ClassVar[frozenset[str]] = frozenset({"text"})
     demo: ClassVar[bool] = False  # shown as "demo" in the UI so nobody mistakes it for a real model
     # The backend's own config fields; with COMMON_FIELDS they are all a config may hold. A misspelt
     # key ("max_tokens", "dtpye") is refused rather than silently ignored.
@@ -99,4 +100,78 @@ class TextBackend(ABC):
 
     @abstractmethod
     def stream(self, request: GenerationRequest) -> Iterator[str]:
+        raise NotImplementedError
+
+
+# --- Image and 3D ------------------------------------------------------------------------------------------
+
+# Fields every image / 3D model config may carry besides its backend's own.
+MEDIA_COMMON_FIELDS = frozenset({"seed", "aliases"})
+
+
+@dataclass(frozen=True)
+class MediaRequest:
+    """One side of an image or 3D battle: a text prompt, an input image (image-to-3D), or both.
+
+    `image` holds the bytes of an image the voter uploaded or the gallery prompt's input image, already
+    checked by `arena.media` (PNG, JPEG or WebP). `prompt_key` names a gallery prompt; only the gallery
+    backend reads it.
+    """
+
+    prompt: str = ""
+    image: bytes | None = None
+    seed: int | None = None
+    prompt_key: str = ""
+
+
+@dataclass(frozen=True)
+class MediaResult:
+    """What a media backend made: the file's bytes and its format as a lowercase extension
+    (png, jpg, webp, glb, gltf, obj, ply, splat, spz). The caller checks the content against the format
+    with `arena.media.media_inspect`, so a backend that lies about it fails cleanly."""
+
+    data: bytes
+    format: str
+
+
+ProgressCallback = Callable[[float], None]
+
+
+class MediaBackend(ABC):
+    """Makes one image or 3D asset. Subclasses set `kind`, `output_kind` and implement `generate`.
+
+    `generate` calls `progress(fraction)` (0..1) as work advances (diffusion steps, bytes received) so the
+    page can show it, and raises BackendError for anything the voter should see as a failed generation.
+    """
+
+    kind: ClassVar[str]
+    modalities: ClassVar[frozenset[str]]  # {"image"}, {"3d"} or both (the gallery)
+    demo: ClassVar[bool] = False
+    # What the backend accepts: "text", "image" or both; a battle pairs only models accepting its input.
+    inputs: ClassVar[frozenset[str]] = frozenset({"text"})
+    config_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = self.validate_config(config)
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        if not isinstance(config, Mapping):
+            raise BackendConfigError("backend config must be a JSON object")
+        allowed = cls.config_fields | MEDIA_COMMON_FIELDS
+        unknown = sorted(set(config) - allowed)
+        if unknown:
+            raise BackendConfigError(f"unknown field {unknown[0]!r}; allowed: {sorted(allowed)}")
+        seed = config.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise BackendConfigError(f"seed must be an integer, got {seed!r}")
+        return dict(config)
+
+    @classmethod
+    def accepted_inputs(cls, config: Mapping[str, Any]) -> frozenset[str]:
+        """The inputs this model takes; a backend whose config narrows them (e.g. text-or-image) overrides."""
+        return cls.inputs
+
+    @abstractmethod
+    def generate(self, request: MediaRequest, progress: ProgressCallback) -> MediaResult:
         raise NotImplementedError
