@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from typing import Any
 
 from django.conf import settings
@@ -44,12 +46,44 @@ def _accepts(model: ModelEntry, live_input: str) -> bool:
         return False
 
 
+# Candidates are read on every battle start, on the way to the first token: each process keeps them for a few
+# seconds, and any change to a model (a save, an outage, a probe) bumps a shared version that discards them.
+_CANDIDATES_VERSION_KEY = "arena:candidates-version"
+_CANDIDATES_TTL = 5.0
+_candidates_memo: dict[tuple[str, str | None], tuple[str, float, list[Candidate]]] = {}
+
+
+def candidates_invalidate() -> None:
+    """Every process drops its remembered candidates (called whenever a model's sampling state changes)."""
+    cache.set(_CANDIDATES_VERSION_KEY, secrets.token_hex(8), None)
+
+
+def _candidates_version() -> str:
+    version = cache.get(_CANDIDATES_VERSION_KEY)
+    if version is None:  # first use, or the cache was flushed: a new version, so nothing stale survives
+        cache.add(_CANDIDATES_VERSION_KEY, secrets.token_hex(8), None)
+        version = cache.get(_CANDIDATES_VERSION_KEY)
+    return str(version)
+
+
 def model_candidates(
     modality: str, *, live_input: str | None = None, only_ids: set[int] | None = None
 ) -> list[Candidate]:
     """Models that may be drawn now. `live_input` keeps those that answer a voter's prompt of that kind
     (image and 3D arenas also hold gallery models that cannot); `only_ids` narrows to a gallery prompt's
     models."""
+    if only_ids is not None:
+        return _candidates_load(modality, live_input=live_input, only_ids=only_ids)
+    version, now = _candidates_version(), time.monotonic()
+    memo = _candidates_memo.get((modality, live_input))
+    if memo is not None and memo[0] == version and now - memo[1] < _CANDIDATES_TTL:
+        return memo[2]
+    found = _candidates_load(modality, live_input=live_input, only_ids=None)
+    _candidates_memo[(modality, live_input)] = (version, now, found)
+    return found
+
+
+def _candidates_load(modality: str, *, live_input: str | None, only_ids: set[int] | None) -> list[Candidate]:
     models = ModelEntry.objects.filter(
         modality=modality, active=True, outage_since__isnull=True, weight__gt=0
     ).prefetch_related("battle_targets", "targeted_by")

@@ -154,7 +154,10 @@ def battle_create(
             conversation=[prompt],
             input_image=input_name,
         )
-        generations_enqueue(_generations_create(battle, 0))
+        generations = _generations_create(battle, 0)
+        generations_enqueue(generations)
+    # The page's first state is built from these rows: no query between the commit and the response.
+    battle._prefetched_objects_cache = {"generations": generations}
     return battle
 
 

@@ -26,7 +26,7 @@ from arena.audit import audit_record
 from arena.media import MediaInfo, MediaRejected, media_inspect, media_read, media_save
 from arena.models import Battle, GalleryOutput, Generation, Modality, ModelEntry
 from arena.moderation import CLEAN, Verdict, image_check, output_check
-from arena.selectors import media_public
+from arena.selectors import candidates_invalidate, media_public
 from workers.backends import (
     BackendConfigError,
     BackendError,
@@ -383,6 +383,7 @@ def model_health_record(*, model_id: int, ok: bool) -> None:
         id=model_id, outage_since__isnull=True, consecutive_failures__gte=settings.ARENA_OUTAGE_AFTER_FAILURES
     ).update(outage_since=timezone.now())
     if entered:
+        candidates_invalidate()
         logger.warning("model %s entered outage after repeated failures", model_id)
 
 
@@ -401,7 +402,8 @@ def model_probe(*, model_id: int) -> tuple[bool, str]:
         return False, str(exc)
     if not text.strip():
         return False, "empty answer"
-    ModelEntry.objects.filter(id=model_id).update(consecutive_failures=0, outage_since=None)
+    if ModelEntry.objects.filter(id=model_id).update(consecutive_failures=0, outage_since=None):
+        candidates_invalidate()
     return True, text
 
 

@@ -6,8 +6,9 @@ import json
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from arena.models import Battle, Generation, ModelEntry
+from arena.models import Battle, Generation
 from tests.conftest import battle_settled, wait_for
 from tests.support.challenge import vote_post
 from voting.models import Vote
@@ -226,7 +227,9 @@ def test_a_random_prompt_comes_from_the_demo_set(demo_models, alice):
 def test_models_in_outage_are_not_sampled(db, make_model, alice):
     make_model()
     down = make_model()
-    ModelEntry.objects.filter(id=down.id).update(outage_since="2026-01-01T00:00:00Z")
+    down.outage_since = timezone.now()
+    down.save(update_fields=["outage_since"])
     assert start(alice)[0] == 503, "a model in outage was sampled"
-    ModelEntry.objects.filter(id=down.id).update(outage_since=None)
+    down.outage_since = None
+    down.save(update_fields=["outage_since"])
     assert start(alice)[0] == 201
