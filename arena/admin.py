@@ -13,10 +13,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
 
 from arena import curation
 from arena.admin_forms import WeightForm, action_with_reason
-from arena.models import Battle, Generation, ModelEntry, Prompt, PromptSet
+from arena.models import Battle, GalleryOutput, Generation, ModelEntry, Prompt, PromptSet
 from arena.selectors import battle_review
 from workers.backends import BackendConfigError, backend_validate
 
@@ -176,8 +178,32 @@ class GenerationInline(admin.TabularInline):
         "first_chunk_at",
         "finished_at",
         "output_tokens",
+        "media_format",
+        "media_kind",
     ]
     readonly_fields = fields
+
+
+@admin.register(GalleryOutput)
+class GalleryOutputAdmin(admin.ModelAdmin):
+    """Pre-generated outputs, imported by `manage.py import_gallery` (re-import to change them)."""
+
+    list_display = ["thumb", "model", "prompt", "media_format", "media_kind", "created_at"]
+    list_filter = ["media_format", "media_kind", "prompt__prompt_set"]
+    list_select_related = ["model", "prompt"]
+    search_fields = ["model__slug", "prompt__gallery_key", "prompt__text"]
+    readonly_fields = [f.name for f in GalleryOutput._meta.fields]
+
+    @admin.display(description="Output")
+    def thumb(self, obj: GalleryOutput) -> str:
+        if not obj.thumbnail_name:
+            return "—"
+        token = obj.thumbnail_name.removeprefix("thumbs/").removesuffix(".png")
+        url = reverse("arena:thumbnail", kwargs={"token": token})
+        return format_html('<img src="{}" alt="" width="96" height="96">', url)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
 
 
 @admin.register(Battle)

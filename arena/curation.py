@@ -178,6 +178,7 @@ MODERATOR_PERMISSIONS = (
     "arena.change_prompt",
     "arena.view_battle",
     "arena.view_generation",
+    "arena.view_galleryoutput",
     "arena.export_battle",
     "arena.view_auditentry",
     "arena.change_auditentry",

@@ -157,12 +157,7 @@ def model_thumbnails(model_ids: list[int]) -> dict[int, str]:
         )
         if name:
             found[model_id] = name
-    return {
-        model_id: reverse(
-            "arena:thumbnail", kwargs={"token": name.removeprefix("thumbs/").removesuffix(".png")}
-        )
-        for model_id, name in found.items()
-    }
+    return {model_id: _thumbnail_url(name) for model_id, name in found.items()}
 
 
 def battle_excluded_reason(battle: Battle) -> str | None:
@@ -300,6 +295,27 @@ _VOTE_SIGNALS = [
 ]
 
 
+def _thumbnail_url(name: str) -> str:
+    return reverse("arena:thumbnail", kwargs={"token": name.removeprefix("thumbs/").removesuffix(".png")})
+
+
+def _review_media(battle: Battle, gen: Generation | None) -> dict[str, Any] | None:
+    """An output file as staff see it on the review page: the file, its thumbnail and what it holds."""
+    if gen is None or not gen.media_name:
+        return None
+    media = media_public(
+        code=battle.code,
+        turn=gen.turn,
+        side=gen.side,
+        fmt=gen.media_format,
+        kind=gen.media_kind,
+        meta=gen.media_meta,
+    )
+    media["thumbnail"] = _thumbnail_url(gen.thumbnail_name) if gen.thumbnail_name else ""
+    media["details"] = ", ".join(f"{k}: {v}" for k, v in gen.media_meta.items())
+    return media
+
+
 def battle_review(battle: Battle) -> dict[str, Any]:
     """Both sides turn by turn, the vote with its signals, and the audit trail: the staff review page."""
     from arena.models import AuditEntry
@@ -308,7 +324,13 @@ def battle_review(battle: Battle) -> dict[str, Any]:
     generations = list(battle.generations.all())
     by_turn = {(g.turn, g.side): g for g in generations}
     turns = [
-        {"number": i + 1, "prompt": prompt, "a": by_turn.get((i, "a")), "b": by_turn.get((i, "b"))}
+        {
+            "number": i + 1,
+            "prompt": prompt,
+            "a": by_turn.get((i, "a")),
+            "b": by_turn.get((i, "b")),
+            "media": {side: _review_media(battle, by_turn.get((i, side))) for side in "ab"},
+        }
         for i, prompt in enumerate(battle.conversation)
     ]
     vote = Vote.objects.filter(battle=battle).select_related("voter").first()
@@ -325,6 +347,7 @@ def battle_review(battle: Battle) -> dict[str, Any]:
         trail |= AuditEntry.objects.filter(target_type=target_type, target_id=str(target_id))
     return {
         "turns": turns,
+        "input": battle_input(battle) if battle.modality != Modality.TEXT else None,
         "vote": vote,
         "signals": signals,
         "audit": list(trail.select_related("actor").order_by("-created_at")[:50]),
