@@ -20,12 +20,32 @@ the `models` mapping, the server's default behaviour. Faults:
     cut-clean  send half the chunks, then end the body properly but without finish_reason or [DONE]
     malformed  send a chunk that is not JSON
     error-event  send a chunk, then an {"error": ...} event inside the 200 stream (vLLM does this)
+
+It also answers OpenAI's image API, POST /v1/images/generations: a real PNG (Pillow) of the requested `size`
+(default 64x64, so tests stay fast), random noise seeded by the prompt, so the same prompt gives the same
+bytes (`image_png`). `"response_format": "url"` answers a link to /v1/files/<id>.png on this server, which GET
+serves without asking for the key (like a signed storage link); anything else answers `b64_json`. The faults
+apply there too, as far as they make sense for one JSON answer:
+
+    500, hang    as above
+    stall        send half the answer's body, then nothing for `hang_seconds`
+    cut          send half the answer's body, then drop the connection
+    cut-clean    a well-formed answer whose PNG is cut in half (a truncated image)
+    malformed    an answer that is not JSON
+    error-event  HTTP 200 with an {"error": ...} body
+    bad-base64   b64_json that is not base64
+    not-image    the "image" is a text file (in b64_json, or behind the link)
+    no-data      {"data": []}: no image at all
+The last three are image faults only; a chat completion with one of them is answered normally.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import json
+import random
 import re
 import socket
 import sys
@@ -37,7 +57,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-FAULTS = frozenset({"500", "hang", "stall", "cut", "cut-clean", "malformed", "error-event"})
+FAULTS = frozenset(
+    {
+        "500",
+        "hang",
+        "stall",
+        "cut",
+        "cut-clean",
+        "malformed",
+        "error-event",
+        "bad-base64",
+        "not-image",
+        "no-data",
+    }
+)
+IMAGE_DEFAULT_SIZE = (64, 64)
+IMAGE_MAX_SIDE = 2048
+NOT_AN_IMAGE = b"<html><body>Sorry, this is not an image.</body></html>\n"
 
 
 @dataclass(frozen=True)
@@ -80,6 +116,8 @@ class OpenAIServer:
         self.hang_seconds = hang_seconds
         self.requests: list[RecordedRequest] = []
         self._requests_lock = threading.Lock()
+        # Images answered as links, by file name under /v1/files/.
+        self.files: dict[str, bytes] = {}
         # Set on stop so hanging handlers return at once instead of holding the test process.
         self.stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
@@ -141,6 +179,30 @@ class OpenAIServer:
         return self.models.get(model, self.default)
 
 
+def image_png(prompt: str, width: int, height: int) -> bytes:
+    """The PNG the server draws for a prompt: RGB noise seeded by the prompt and size (noise does not
+    compress, so a file's size is predictable: about 3 bytes a pixel)."""
+    from PIL import Image
+
+    rng = random.Random(f"{prompt}|{width}x{height}")
+    image = Image.frombytes("RGB", (width, height), rng.randbytes(width * height * 3))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _image_size(value: Any) -> tuple[int, int] | None:
+    if value is None or value == "auto":
+        return IMAGE_DEFAULT_SIZE
+    match = re.fullmatch(r"(\d+)x(\d+)", str(value))
+    if not match:
+        return None
+    width, height = int(match[1]), int(match[2])
+    if not (1 <= width <= IMAGE_MAX_SIDE and 1 <= height <= IMAGE_MAX_SIDE):
+        return None
+    return width, height
+
+
 def words_split(text: str) -> list[str]:
     """Pieces that concatenate back to the text (trailing spaces kept), one per word: the streamed deltas."""
     return re.findall(r"\S+\s*", text.strip())
@@ -197,6 +259,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") == "/v1/models":
             names = sorted(self.owner.models) or ["echo"]
             self._json(200, {"object": "list", "data": [{"id": n, "object": "model"} for n in names]})
+        elif self.path.startswith("/v1/files/") and self.path.removeprefix("/v1/files/") in self.owner.files:
+            data = self.owner.files[self.path.removeprefix("/v1/files/")]
+            self.send_response(200)
+            content_type = "image/png" if data.startswith(b"\x89PNG") else "text/html"
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
         else:
             self._json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
 
@@ -208,6 +278,10 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             body = None
         self._record(body)
+        if self.path.rstrip("/") == "/v1/images/generations":
+            with contextlib.suppress(ConnectionError):
+                self._image(body)
+            return
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
@@ -261,6 +335,83 @@ class _Handler(BaseHTTPRequestHandler):
             _Stream(self, body, behaviour, words, finish_reason).send()
         else:
             self._completion(body, behaviour, words, finish_reason)
+
+    def _image(self, body: Any) -> None:
+        """POST /v1/images/generations: one PNG as b64_json or as a link, or the behaviour's fault."""
+        if not isinstance(body, dict) or not isinstance(body.get("prompt"), str) or not body["prompt"]:
+            self._json(400, {"error": {"message": "prompt is required", "type": "invalid_request_error"}})
+            return
+        if not self._authorised():
+            return
+        model = str(body.get("model", ""))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        try:
+            behaviour = self.owner.behaviour_for(model, headers)
+        except ValueError as exc:
+            self._json(400, {"error": {"message": str(exc), "type": "invalid_request_error"}})
+            return
+        size = _image_size(body.get("size"))
+        if size is None:
+            message = f"Invalid size {body.get('size')!r}: expected WIDTHxHEIGHT up to {IMAGE_MAX_SIDE}"
+            self._json(400, {"error": {"message": message, "type": "invalid_request_error"}})
+            return
+        fault = behaviour.fault
+        if fault == "500":
+            message = f"The model {model} crashed: CUDA error: an illegal memory access was encountered"
+            self._json(500, {"error": {"message": message, "type": "server_error", "code": 500}})
+            return
+        if fault == "hang":
+            self.owner.stopping.wait(self.owner.hang_seconds)
+            self.close_connection = True
+            return
+        if behaviour.first_token_latency > 0:
+            time.sleep(behaviour.first_token_latency)  # the time the model takes to draw
+        if fault == "error-event":
+            self._json(
+                200, {"error": {"message": f"engine {model} died", "type": "server_error", "code": 500}}
+            )
+            return
+        if fault == "malformed":
+            self._raw(200, b'{"created": 1, "data": [{"b64_json": "iVBORw0KGgo', "application/json")
+            return
+        data = NOT_AN_IMAGE if fault == "not-image" else image_png(body["prompt"], *size)
+        if fault == "cut-clean":
+            data = data[: len(data) // 2]
+        if fault == "no-data":
+            items: list[dict[str, Any]] = []
+        elif body.get("response_format") == "url":
+            name = f"{uuid.uuid4().hex}.png"
+            self.owner.files[name] = data
+            items = [{"url": f"{self.owner.base_url}/files/{name}"}]
+        elif fault == "bad-base64":
+            items = [{"b64_json": "this is *not* base64!"}]
+        else:
+            items = [{"b64_json": base64.b64encode(data).decode("ascii")}]
+        payload = json.dumps({"created": int(time.time()), "data": items}).encode()
+        if fault in ("stall", "cut"):
+            self._partial(payload, hang=fault == "stall")
+            return
+        self._raw(200, payload, "application/json")
+
+    def _partial(self, payload: bytes, *, hang: bool) -> None:
+        """Announce the whole body, send half of it, then stall or drop the connection."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload[: len(payload) // 2])
+        self.wfile.flush()
+        if hang:
+            self.owner.stopping.wait(self.owner.hang_seconds)
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _raw(self, status: int, data: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _completion(self, body: dict[str, Any], behaviour: Behaviour, words: list[str], finish: str) -> None:
         time.sleep(behaviour.first_token_latency + behaviour.chunk_delay * max(len(words) - 1, 0))
