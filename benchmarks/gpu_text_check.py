@@ -61,6 +61,24 @@ def main() -> None:
             f"each {min(r[1] for r in results) * 1000:.1f}-{max(r[1] for r in results) * 1000:.1f} ms, "
             f"all non-empty: {all(r[0] for r in results)}"
         )
+        # The same model through plain generate() (greedy, no streamer, no seeded sampler): what the backend's
+        # own machinery adds per token is the difference.
+        encoded = loaded.tokenizer("tell me a story about a robot", return_tensors="pt")
+        ids = encoded["input_ids"].to(loaded.device)
+        for attention in ("sdpa", "eager"):
+            loaded.model.config._attn_implementation = attention
+            with torch.inference_mode():
+                loaded.model.generate(input_ids=ids, max_new_tokens=8, do_sample=False)
+                t0 = time.perf_counter()
+                out = loaded.model.generate(
+                    input_ids=ids, max_new_tokens=64, min_new_tokens=64, do_sample=False
+                )
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+            tokens = out.shape[1] - ids.shape[1]
+            per_token = (time.perf_counter() - t0) * 1000 / tokens
+            print(f"plain generate, {attention} attention: {tokens} tokens, {per_token:.2f} ms per token")
+        loaded.model.config._attn_implementation = "sdpa"
         if torch.cuda.is_available():
             print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**20:.1f} MiB")
 
