@@ -162,6 +162,9 @@ def _mesh_info(fmt: str, data: bytes, scene: Any) -> MediaInfo:
 def _has_colour(mesh: Any) -> bool:
     """Textured means a texture image or per-vertex / per-face colours: what 3D Arena's split compares."""
     visual = mesh.visual
+    # A GLB with a material keeps its COLOR_0 vertex colours as a vertex attribute, not as vertex colours.
+    if getattr(visual, "vertex_attributes", {}).get("color") is not None:
+        return True
     if visual.kind == "texture":
         material = getattr(visual, "material", None)
         image = getattr(material, "image", None) or getattr(material, "baseColorTexture", None)

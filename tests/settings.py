@@ -21,4 +21,5 @@ os.environ.setdefault("ARENA_DEMO_DELAY", "0.002")
 from arena.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+WHITENOISE_USE_FINDERS = True  # the sources, never a stale `collectstatic` output
 DATABASES["default"]["TEST"] = {"NAME": f"test_arena_{os.getpid()}"}  # noqa: F405

@@ -363,7 +363,11 @@ def battle_status_sync(*, battle_id: int) -> None:
         else:
             return
         battle.save(update_fields=["status", "ready_at", "updated_at"])
-        can_continue = battle.status == Battle.Status.READY and battle.turn_count < settings.ARENA_MAX_TURNS
+        can_continue = (
+            battle.modality == Modality.TEXT  # image and 3D battles are one prompt, one output per side
+            and battle.status == Battle.Status.READY
+            and battle.turn_count < settings.ARENA_MAX_TURNS
+        )
         event = {
             "type": "status",
             "status": battle.status,

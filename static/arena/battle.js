@@ -1,16 +1,26 @@
 // Battle page: start a battle, follow both answers over a websocket, vote, reveal.
 // The server is the truth: the page renders the state it fetches, and websocket events only
 // advance that state; a gap in the stream triggers a refetch.
+// Text answers are drawn here; image and 3D outputs by ./media.js (the vote opens once both are on screen).
+import { MediaPanels } from "./media.js";
 import { deviceFingerprint, solveChallenge, warmUp } from "./pow.js";
 
 const $ = (id) => document.getElementById(id);
 const battleEl = $("battle");
 const maxChars = Number(battleEl.dataset.maxChars);
 const modality = battleEl.dataset.modality;
+const homeUrl = battleEl.dataset.homeUrl || "/";
+const startPlaceholder = document.getElementById("prompt").placeholder;
 let state = JSON.parse($("battle-state").textContent);
 let socket = null;
 let retry = 0;
 const revealed = new Set();  // "turn-side" keys of filtered answers the voter chose to see
+const media = new MediaPanels({
+  onChange: () => { if (state) renderVoting(); },
+  onShow: (turn, key) => { revealed.add(`${turn}-${key}`); render(); },
+});
+
+const isMedia = () => Boolean(state) && (state.modality || modality) !== "text";
 
 function csrfToken() {
   const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
@@ -18,9 +28,14 @@ function csrfToken() {
 }
 
 async function api(url, body) {
-  const options = body === undefined
-    ? { headers: { Accept: "application/json" } }
-    : { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() }, body: JSON.stringify(body) };
+  let options;
+  if (body === undefined) {
+    options = { headers: { Accept: "application/json" } };
+  } else if (body instanceof FormData) {  // multipart: the browser sets the boundary in Content-Type
+    options = { method: "POST", headers: { Accept: "application/json", "X-CSRFToken": csrfToken() }, body };
+  } else {
+    options = { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() }, body: JSON.stringify(body) };
+  }
   let response;
   try {
     response = await fetch(url, options);
@@ -60,7 +75,36 @@ function hiddenAnswer(key, i) {
   return answer;
 }
 
+function renderInput() {
+  const input = isMedia() ? state.input : null;
+  $("battle-input").hidden = !input;
+  if (!input) return;
+  $("input-text").textContent = input.text || (input.image_url ? "(from the image)" : "");
+  const img = $("input-image");
+  img.hidden = !input.image_url;
+  if (input.image_url && img.getAttribute("src") !== input.image_url) img.src = input.image_url;
+  else if (!input.image_url) img.removeAttribute("src");
+}
+
+function renderReveal() {
+  for (const key of ["a", "b"]) {
+    const reveal = state.vote ? state.vote.reveal[key] : null;
+    $(`reveal-${key}`).textContent = reveal ? `${reveal.name}${reveal.organization ? " · " + reveal.organization : ""}` : "";
+  }
+}
+
 function renderPanels() {
+  const mediaBattle = isMedia();
+  for (const key of ["a", "b"]) {
+    $(`turns-${key}`).hidden = mediaBattle;
+    $(`stage-${key}`).hidden = !mediaBattle;
+  }
+  renderInput();
+  if (mediaBattle) {
+    media.render(state, revealed);
+    renderReveal();
+    return;
+  }
   for (const key of ["a", "b"]) {
     const box = $(`turns-${key}`);
     box.replaceChildren(...state.turns.map((turn, i) => {
@@ -73,9 +117,65 @@ function renderPanels() {
       wrap.append(answer);
       return wrap;
     }));
-    const reveal = state.vote ? state.vote.reveal[key] : null;
-    $(`reveal-${key}`).textContent = reveal ? `${reveal.name}${reveal.organization ? " · " + reveal.organization : ""}` : "";
   }
+  renderReveal();
+}
+
+// --- per-criterion votes (image and 3D arenas may ask for them; each is optional) ---
+
+const CRITERION_CHOICES = [["a", "A"], ["b", "B"], ["tie", "Tie"], ["both_bad", "Both bad"], ["", "No opinion"]];
+
+function renderCriteria() {
+  const table = $("criteria");
+  const criteria = (state && state.criteria) || [];
+  const voted = Boolean(state && state.vote);
+  const chosen = voted ? (state.vote.criteria || {}) : null;
+  table.hidden = !criteria.length || state.status === "failed" || (voted && !Object.keys(chosen).length);
+  if (table.hidden) return;
+  const signature = `${state.code}:${criteria.map((c) => c.key).join(",")}:${voted}`;
+  if (table.dataset.signature !== signature) {
+    table.dataset.signature = signature;
+    const caption = el("caption", "", voted ? "Your ratings per criterion" : "Optional: which is better on each criterion?");
+    const head = el("tr");
+    head.append(el("th", "", ""), ...CRITERION_CHOICES.map(([, label]) => {
+      const th = el("th", "", label);
+      th.scope = "col";
+      return th;
+    }));
+    const rows = criteria.map(({ key, label }) => {
+      const row = el("tr");
+      const th = el("th", "", label);
+      th.scope = "row";
+      row.append(th);
+      for (const [value, choiceLabel] of CRITERION_CHOICES) {
+        const cell = el("td");
+        const radio = el("input");
+        radio.type = "radio";
+        radio.name = `criterion-${key}`;
+        radio.value = value;
+        radio.setAttribute("aria-label", `${label}: ${choiceLabel}`);
+        radio.checked = voted ? (chosen[key] || "") === value : value === "";
+        radio.disabled = voted;
+        cell.append(radio);
+        row.append(cell);
+      }
+      return row;
+    });
+    const thead = el("thead");
+    thead.append(head);
+    const tbody = el("tbody");
+    tbody.append(...rows);
+    table.replaceChildren(caption, thead, tbody);
+  }
+}
+
+function criteriaChosen() {
+  const chosen = {};
+  for (const { key } of (state.criteria || [])) {
+    const radio = document.querySelector(`#criteria input[name="criterion-${key}"]:checked`);
+    if (radio && radio.value) chosen[key] = radio.value;
+  }
+  return chosen;
 }
 
 function statusText() {
@@ -83,10 +183,27 @@ function statusText() {
     return state.vote.counted ? "Thanks for voting! Your vote counts towards the leaderboard." :
       `Thanks for voting. This vote will not count: ${state.vote.reason}.`;
   }
-  if (state.status === "generating") return "Both models are answering…";
+  if (state.status === "generating") return isMedia() ? "Both models are generating…" : "Both models are answering…";
   if (state.status === "failed") return "One side failed to answer, so this battle cannot be voted on. Start a new battle.";
+  if (state.status === "ready" && isMedia()) {
+    const { ready, problem } = media.settled(state, revealed);
+    if (problem) return `${problem} This battle cannot be voted on. Start a new battle.`;
+    if (!ready) return state.modality === "3d" ? "Loading both models…" : "Loading both images…";
+    return state.modality === "3d" ? "Vote now. Drag to rotate (both views follow), scroll to zoom." : "Vote now. Click an image to zoom.";
+  }
   if (state.status === "ready") return state.can_continue ? "Vote now, or keep chatting with both models." : "Vote now: this battle reached its turn limit.";
   return "";
+}
+
+// The vote opens when the server allows it and, for images and 3D, once both outputs are on screen.
+function renderVoting() {
+  const settled = isMedia() ? media.settled(state, revealed) : { ready: true, problem: "" };
+  const voting = state.can_vote && settled.ready;
+  $("votebar").hidden = Boolean(state.vote) || state.status === "failed" || Boolean(settled.problem);
+  for (const button of $("votebar").querySelectorAll("button")) button.disabled = !voting;
+  for (const radio of $("criteria").querySelectorAll("input")) radio.disabled = Boolean(state.vote) || !voting;
+  $("status").textContent = statusText();
+  $("new-battle").hidden = !(Boolean(state.vote) || state.status === "failed" || Boolean(settled.problem));
 }
 
 function render() {
@@ -95,15 +212,14 @@ function render() {
   $("demo-banner").hidden = !(active && state.demo);
   if (!active) return;
   renderPanels();
-  $("votebar").hidden = Boolean(state.vote) || state.status === "failed";
-  for (const button of $("votebar").querySelectorAll("button")) button.disabled = !state.can_vote;
-  $("status").textContent = statusText();
+  renderCriteria();
+  renderVoting();
   const finished = Boolean(state.vote) || state.status === "failed";
-  $("new-battle").hidden = !finished;
   $("prompt").disabled = finished || state.status === "generating" || !state.can_continue;
   $("send").disabled = $("prompt").disabled;
   $("random-prompt").hidden = state.turns.length > 0;
-  $("prompt").placeholder = finished ? "Start a new battle to ask again." : "Ask a follow-up…";
+  for (const id of ["gallery-battle", "media-extra"]) if ($(id)) $(id).hidden = state.turns.length > 0;
+  $("prompt").placeholder = finished || (isMedia() && !state.can_continue) ? "Start a new battle to ask again." : "Ask a follow-up…";
 }
 
 async function refresh() {
@@ -118,7 +234,9 @@ async function refresh() {
 
 function applyEvent(event) {
   if (event.type === "status") {
-    Object.assign(state, { status: event.status, can_vote: event.can_vote, can_continue: event.can_continue });
+    // Image and 3D battles are one turn (state.max_turns): no follow-up, whatever the event says.
+    const canContinue = event.can_continue && state.turns.length < (state.max_turns || Infinity);
+    Object.assign(state, { status: event.status, can_vote: event.can_vote, can_continue: canContinue });
     render();
     if (event.status !== "generating") closeSocket();
     return;
@@ -127,15 +245,22 @@ function applyEvent(event) {
   const turn = state.turns[event.turn];
   if (!turn) { refresh(); return; }
   const side = turn[event.side];
-  if (event.attempt > side.attempt) Object.assign(side, { attempt: event.attempt, output: "", error: "" });
+  if (event.attempt > side.attempt) Object.assign(side, { attempt: event.attempt, output: "", error: "", media: null, progress: null });
   if (event.type === "started") side.status = "running";
+  if (event.type === "progress") {
+    Object.assign(side, { status: "running", progress: event.fraction });
+    if (!media.progress(state, event.turn, event.side)) render();  // only the progress line changes
+    return;
+  }
   if (event.type === "chunk") {
     side.status = "running";
     const have = side.output.length;
     if (event.offset > have) { refresh(); return; }  // missed chunks: the database has them
     side.output += event.text.slice(have - event.offset);
   }
-  if (event.type === "done") Object.assign(side, { status: "done", output: event.output, flagged: Boolean(event.flagged) });
+  if (event.type === "done") {
+    Object.assign(side, { status: "done", output: event.output, flagged: Boolean(event.flagged), media: event.media || null, progress: 1 });
+  }
   if (event.type === "failed") Object.assign(side, { status: "failed", error: event.error });
   const answer = $(`answer-${event.side}-${event.turn}`);
   if (answer && event.type === "chunk" && !side.flagged) {
@@ -175,27 +300,58 @@ function updateCounter() {
   $("error").dataset.fromCounter = length > maxChars ? "1" : "";
 }
 
+function battleStarted(data) {
+  media.reset();
+  revealed.clear();
+  state = data.state;
+  history.pushState({}, "", data.url);
+}
+
 async function submitPrompt(event) {
   event.preventDefault();
   const prompt = $("prompt").value;
   if (prompt.length > maxChars) { updateCounter(); return; }
+  const image = $("image-input") && $("image-input").files[0];
+  if (!prompt.trim() && !image) {
+    showError(modality === "3d" ? "Describe an object, or choose an image to turn into 3D." : "Write a prompt first.");
+    return;
+  }
   showError("");
   $("send").disabled = true;
   try {
     if (state && !state.vote && state.status !== "failed") {
       state = (await api(`/api/battles/${state.code}/continue`, { prompt })).state;
+    } else if (image) {
+      const form = new FormData();
+      form.append("modality", modality);
+      form.append("prompt", prompt);
+      form.append("image", image);
+      battleStarted(await api("/api/battles", form));
     } else {
-      const data = await api("/api/battles", { prompt, modality });
-      state = data.state;
-      history.pushState({}, "", data.url);
+      battleStarted(await api("/api/battles", { prompt, modality }));
     }
     $("prompt").value = "";
+    if ($("image-input")) $("image-input").value = "";
     updateCounter();
     render();
     connect();
   } catch (err) {
     showError(err.message);
     $("send").disabled = false;
+  }
+}
+
+async function galleryBattle() {
+  showError("");
+  $("gallery-battle").disabled = true;
+  try {
+    battleStarted(await api("/api/battles", { modality, gallery: true }));
+    render();
+    connect();
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    $("gallery-battle").disabled = false;
   }
 }
 
@@ -255,8 +411,11 @@ async function vote(choice) {
   showError("");
   for (const button of $("votebar").querySelectorAll("button")) button.disabled = true;
   try {
+    const criteria = criteriaChosen();
     const proof = await voteProof(state.code);
-    state = (await api(`/api/battles/${state.code}/vote`, { choice, ...proof })).state;
+    const body = { choice, ...proof };
+    if (Object.keys(criteria).length) body.criteria = criteria;
+    state = (await api(`/api/battles/${state.code}/vote`, body)).state;
   } catch (err) {
     showError(err.message);  // a refused vote stores nothing: the buttons come back for another try
     await refresh();
@@ -269,16 +428,20 @@ function newBattle() {
   closeSocket();
   state = null;
   revealed.clear();
-  history.pushState({}, "", modality === "text" ? "/" : `/?modality=${modality}`);
+  media.reset();
+  history.pushState({}, "", homeUrl);
   render();
   for (const key of ["a", "b"]) { $(`turns-${key}`).replaceChildren(); $(`reveal-${key}`).textContent = ""; }
+  $("battle-input").hidden = true;
+  $("criteria").hidden = true;
+  for (const id of ["gallery-battle", "media-extra"]) if ($(id)) $(id).hidden = false;
   $("votebar").hidden = true;
   $("status").textContent = "";
   $("new-battle").hidden = true;
   $("random-prompt").hidden = false;
   $("prompt").disabled = false;
   $("send").disabled = false;
-  $("prompt").placeholder = "Ask anything…";
+  $("prompt").placeholder = startPlaceholder;
   $("prompt").focus();
 }
 
@@ -295,6 +458,8 @@ $("prompt-form").addEventListener("submit", submitPrompt);
 $("prompt").addEventListener("input", updateCounter);
 $("new-battle").addEventListener("click", newBattle);
 $("random-prompt").addEventListener("click", randomPrompt);
+if ($("gallery-battle")) $("gallery-battle").addEventListener("click", galleryBattle);
+$("input-image").addEventListener("click", () => media.zoom($("input-image").src, "Input image"));
 for (const button of $("votebar").querySelectorAll("button")) button.addEventListener("click", () => vote(button.dataset.choice));
 window.addEventListener("popstate", () => location.reload());
 render();

@@ -16,6 +16,10 @@ ARTIFACTS = Path(
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
+    # WebGL 2 for the 3D viewers on a machine without a GPU: ANGLE on SwiftShader (software), which Chromium
+    # otherwise refuses to fall back to for WebGL.
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
     "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
