@@ -27,7 +27,7 @@ MESH_FORMATS = ("glb", "gltf", "obj", "ply")
 SPLAT_FORMATS = ("ply", "splat", "spz")
 ALL_FORMATS = ("png", "jpg", "webp", "glb", "gltf", "obj", "ply", "splat", "spz")
 # Other spellings accepted in file names and backend answers.
-FORMAT_ALIASES = {"jpeg": "jpg", "ksplat": "splat"}
+FORMAT_ALIASES = {"jpeg": "jpg"}
 
 CONTENT_TYPES = {
     "png": "image/png",

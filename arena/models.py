@@ -19,6 +19,9 @@ class Modality(models.TextChoices):
     THREE_D = "3d", "3D"
 
 
+DEMO_BACKENDS = frozenset({"demo", "demo_image", "demo_3d"})
+
+
 class ModelEntry(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     display_name = models.CharField(max_length=200)
@@ -56,7 +59,10 @@ class ModelEntry(models.Model):
 
     @property
     def is_demo(self) -> bool:
-        return self.backend_kind == "demo"
+        """Built-in demo output (canned text, procedural pictures and shapes, the generated demo galleries):
+        labelled as demo in the UI so nobody mistakes it for a real model."""
+        config = self.backend_config if isinstance(self.backend_config, dict) else {}
+        return self.backend_kind in DEMO_BACKENDS or config.get("demo") is True
 
     @property
     def in_outage(self) -> bool:

@@ -40,7 +40,7 @@ def _fresh_cache() -> None:
 
 @pytest.fixture
 def demo_models(db: None) -> list[ModelEntry]:
-    demo_seed()
+    demo_seed(media=False)  # the text demo models; tests of the image and 3D demo seed their own
     return list(ModelEntry.objects.filter(backend_kind="demo"))
 
 

@@ -16,7 +16,8 @@ class GalleryBackend(MediaBackend):
     kind = "gallery"
     modalities: ClassVar[frozenset[str]] = frozenset({"image", "3d"})
     inputs: ClassVar[frozenset[str]] = frozenset()  # never paired on a voter's own prompt
-    config_fields: ClassVar[frozenset[str]] = frozenset({"gallery"})
+    # "demo": true marks the generated demo galleries of the embedded default (shown as demo in the UI).
+    config_fields: ClassVar[frozenset[str]] = frozenset({"gallery", "demo"})
 
     def generate(self, request: MediaRequest, progress: ProgressCallback) -> MediaResult:
         raise BackendError("This model only answers the prompts of its pre-generated gallery.")
