@@ -259,3 +259,24 @@ def test_image_and_3d_battles_cannot_be_continued(alice):
         f"/api/battles/{battle.code}/continue", {"prompt": "and now?"}, content_type="application/json"
     )
     assert response.status_code == 409 and "one prompt" in response.json()["error"]
+
+
+@pytest.mark.django_db
+def test_the_3d_board_shows_a_thumbnail_per_model_from_voted_battles_only(alice, bob, settings):
+    from arena.thumbnails import thumbnail_save
+
+    settings.ARENA_LEADERBOARD_MIN_BATTLES = 1
+    battle = _mesh_battle(alice)
+    for gen in battle.generations.all():
+        data = media_read(gen.media_name)
+        gen.thumbnail_name = thumbnail_save(data, media_inspect(data, format_hint="glb"))
+        gen.save(update_fields=["thumbnail_name"])
+    leaderboard_refresh(modality="3d")
+    assert alice.get("/api/leaderboard/3d").json()["thumbnails"] == {}, "no vote yet: nothing public"
+    assert vote_post(alice, battle.code, "a").status_code == 200
+    leaderboard_refresh(modality="3d")
+    thumbnails = bob.get("/api/leaderboard/3d").json()["thumbnails"]
+    assert set(thumbnails) == {battle.model_a.slug, battle.model_b.slug}
+    for url in thumbnails.values():
+        response = bob.get(url)
+        assert response.status_code == 200 and response["Content-Type"] == "image/png"
