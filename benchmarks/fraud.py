@@ -16,9 +16,13 @@ the target); and, for the rank experiments, a target-only booster (votes only in
 The target is the lowest-ranked model. Detectors never see labels; the benchmark only scores them.
 
 Printed: per behaviour, recall after each bad voter's first 50 and 200 votes with the honest false-positive
-rate of the same scan; the target's rank move without and with defences for attack budgets of 1,000 and
-10,000 votes (accounts of 50 votes); the 10%-random-votes experiment; and, where a recall target is missed,
-the Neyman-Pearson oracle bound (true ratings, known attack) to show whether any detector could meet it.
+rate of the same scan (all honest voters, and those with >= 50 votes); the Neyman-Pearson oracle bound for
+random clickers and boosters (true ratings, known attack and target) at 1% honest FPR and at the share of
+the budget the detector spends on that behaviour, to show whether any detector could meet a target; the
+target's rank move without and with defences for attack budgets of 1,000 and 10,000 votes (accounts of
+50 votes); and the 10%-random-votes experiment, where each draw also adds as many votes from extra
+*honest* voters instead (the noise floor: how far sampling alone moves models) and every move is
+measured on the plain rank and on rank (UB), the rank the public board shows.
 """
 
 from __future__ import annotations
@@ -35,8 +39,9 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ranking.engine.bt import fit_bt
-from ranking.engine.fraud import FraudReport, VoteArrays, fraud_scan
+from ranking.engine.fraud import DEFAULT_CONFIG, FraudReport, VoteArrays, fraud_scan
 from ranking.engine.gauge import provisional_models
+from ranking.engine.leaderboard import leaderboard_from_counts
 from ranking.engine.pairs import aggregate_pairs
 
 DAY = 86400.0
@@ -301,6 +306,17 @@ def board_ranks(batch: Batch, n_models: int, keep: np.ndarray | None = None) -> 
     return ranks(fit_bt(counts, provisional_models(counts)).theta)
 
 
+def board_rank_ub(batch: Batch, n_models: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """The public board's rank (UB): 1 + the models whose 95% interval lies wholly above (sandwich CIs)."""
+    mask = np.ones(batch.voter.size, dtype=bool) if keep is None else keep
+    counts = aggregate_pairs(batch.model_a[mask], batch.model_b[mask], batch.outcome[mask], n_models)
+    rows = leaderboard_from_counts(counts, [str(m) for m in range(n_models)]).rows
+    out = np.zeros(n_models, dtype=np.int64)
+    for row in rows:
+        out[int(row.model)] = row.rank_ub
+    return out
+
+
 @dataclass
 class ScanResult:
     recall: float
@@ -343,30 +359,60 @@ def first_votes(batch: Batch, bad_ids: np.ndarray, horizon: int) -> Batch:
     return batch.take(~is_bad | (rank < horizon))
 
 
-def oracle_recall(setup: Setup, behaviour: str, horizon: int, fpr: float) -> float:
-    """Recall of the most powerful test at the given honest FPR (true ratings, attack and target known).
+def oracle_recall(
+    setup: Setup, behaviour: str, horizon: int, fprs: tuple[float, ...], observed: Batch | None = None
+) -> tuple[list[float], list[float]]:
+    """Recall of the most powerful test at each honest FPR (true ratings, attack and target known), on
+    freshly simulated accounts and on `observed` (the benchmark's own accounts' first `horizon` votes).
 
-    Random clicker vs honest: likelihood ratio prod 1 / (2 p(y)) over decisive votes (how often a voter ties
-    is left out: a random clicker could tie as often as anyone). Booster vs honest: the votes outside the
-    target's battles are identically distributed, so the ratio is prod 1 / P(target wins) over the target's
-    battles when the target won them all, and zero otherwise. No real detector knows the target or the true
-    ratings, so this bounds what any detector can reach.
+    Random clicker vs honest: likelihood ratio prod 1 / (2 p(y)) over decisive votes, against honest voters
+    with as many decisive votes (how often a voter ties is left out: a random clicker could tie as often
+    as anyone, and the detectors do not use it). Booster vs honest: the votes outside the target's battles
+    are identically distributed, so the ratio is prod 1 / P(target wins) over the target's battles when the
+    target won them all, and zero otherwise; its threshold is averaged over which battles honest voters
+    happened to get. No real detector knows the target or the true ratings, so this bounds what any
+    detector can reach at that FPR; on the benchmark's own accounts it also shows how lucky they were.
     """
     n = 20000
-    honest, _ = setup.sim.honest(n, np.full(n, horizon, dtype=np.int64))
-    bad, _ = setup.sim.bad(behaviour, n, horizon, setup.target, setup.board)
-    h = _oracle_stat(setup, honest, behaviour, n)
-    b = _oracle_stat(setup, bad, behaviour, n)
-    return float(np.mean(b > np.quantile(h, 1.0 - fpr, method="higher")))
-
-
-def _oracle_stat(setup: Setup, batch: Batch, behaviour: str, n: int) -> np.ndarray:
-    local = batch.voter - batch.voter.min()
-    p_a = setup.world.p_a_wins(batch.model_a, batch.model_b)
     if behaviour == "random":
-        p_y = np.where(batch.outcome == 1.0, p_a, 1.0 - p_a)
-        contribution = np.where(batch.outcome != 0.5, -np.log(2.0 * p_y), 0.0)
-        return np.bincount(local, weights=contribution, minlength=n)
+        h, b = _random_oracle_stats(setup, n, horizon)
+        seen = None if observed is None else _random_oracle_stat(setup, observed)
+    else:
+        honest, _ = setup.sim.honest(n, np.full(n, horizon, dtype=np.int64))
+        bad, _ = setup.sim.bad(behaviour, n, horizon, setup.target, setup.board)
+        h, b = _booster_oracle_stat(setup, honest), _booster_oracle_stat(setup, bad)
+        seen = None if observed is None else _booster_oracle_stat(setup, observed)
+    thresholds = [np.quantile(h, 1.0 - fpr, method="higher") for fpr in fprs]
+    simulated = [float(np.mean(b > t)) for t in thresholds]
+    return simulated, ([] if seen is None else [float(np.mean(seen > t)) for t in thresholds])
+
+
+def _random_oracle_stats(setup: Setup, n: int, decisive: int) -> tuple[np.ndarray, np.ndarray]:
+    """Log likelihood ratios (random over honest) of honest voters and of random clickers, `decisive`
+    votes each."""
+    rng = setup.sim.rng
+    out = []
+    for honest in (True, False):
+        a, b = setup.sim._pairs(n * decisive)
+        p_a = setup.world.p_a_wins(a, b)
+        left = rng.random(a.size) < (p_a if honest else 0.5)
+        p_y = np.where(left, p_a, 1.0 - p_a)
+        out.append((-np.log(2.0 * p_y)).reshape(n, decisive).sum(axis=1))
+    return out[0], out[1]
+
+
+def _random_oracle_stat(setup: Setup, batch: Batch) -> np.ndarray:
+    """The same log likelihood ratio per voter of a batch, over its decisive votes."""
+    _, local = np.unique(batch.voter, return_inverse=True)
+    p_a = setup.world.p_a_wins(batch.model_a, batch.model_b)
+    p_y = np.where(batch.outcome == 1.0, p_a, 1.0 - p_a)
+    return np.bincount(local, weights=np.where(batch.outcome != 0.5, -np.log(2.0 * p_y), 0.0))
+
+
+def _booster_oracle_stat(setup: Setup, batch: Batch) -> np.ndarray:
+    _, local = np.unique(batch.voter, return_inverse=True)
+    n = int(local.max()) + 1
+    p_a = setup.world.p_a_wins(batch.model_a, batch.model_b)
     target = setup.target
     has_target = (batch.model_a == target) | (batch.model_b == target)
     q = np.where(batch.model_a == target, p_a, 1.0 - p_a)
@@ -404,12 +450,17 @@ def make_setup(seed: int, n_models: int, spread: float, n_voters: int, taste: fl
     return Setup(world, sim, honest, honest_ids, active, target, board, honest_ranks)
 
 
-def recall_experiment(setup: Setup, accounts: int) -> dict[str, dict[int, ScanResult]]:
-    """Per behaviour: `accounts` bad accounts, scanned after their first 50 and first 200 votes."""
+def recall_experiment(
+    setup: Setup, accounts: int
+) -> tuple[dict[str, dict[int, ScanResult]], dict[str, Batch]]:
+    """Per behaviour: `accounts` bad accounts, scanned after their first 50 and first 200 votes. Also returns
+    each behaviour's accounts' first 50 votes, for the oracle on the same accounts."""
     out: dict[str, dict[int, ScanResult]] = {}
+    early: dict[str, Batch] = {}
     for behaviour in BEHAVIOURS:
         bad, bad_ids = setup.sim.bad(behaviour, accounts, 200, setup.target, setup.board)
         full = Batch.concat([setup.honest, bad])
+        early[behaviour] = first_votes(bad, bad_ids, 50)
         out[behaviour] = {}
         for horizon in (50, 200):
             result, _ = scan(first_votes(full, bad_ids, horizon), setup, bad_ids)
@@ -420,7 +471,7 @@ def recall_experiment(setup: Setup, accounts: int) -> dict[str, dict[int, ScanRe
                 f" reasons {dict(sorted(result.reasons.items()))}",
                 flush=True,
             )
-    return out
+    return out, early
 
 
 @dataclass(frozen=True)
@@ -496,12 +547,23 @@ def votes_to_lift_target(setup: Setup) -> int:
     return high
 
 
-def careless_experiment(setup: Setup, share: float) -> tuple[int, int, float, float]:
-    """Random clickers with honest-like activity until they cast `share` of all votes.
+@dataclass
+class CarelessDraw:
+    """One draw of the 10%-random-votes experiment. Moves are the largest |rank change| over all models
+    against the honest-only board: (random votes without defences, with defences, an equal number of extra
+    *honest* votes instead — the noise floor), on the plain rank and on rank (UB)."""
 
-    Returns the largest rank change over all models without and with defences, the share of the random
-    votes the scan excluded, and the honest false-positive rate of that scan.
-    """
+    random_votes: int
+    excluded: float  # share of the random votes the scan left out
+    untestable: float  # share of the random votes kept that came from accounts too light to test
+    fpr: float
+    rank: tuple[int, int, int]
+    rank_ub: tuple[int, int, int]
+
+
+def careless_experiment(setup: Setup, share: float) -> CarelessDraw:
+    """Random clickers with honest-like activity until they cast `share` of all votes, and as many votes
+    from extra honest voters with the same activity (what sampling noise alone does to the board)."""
     wanted = int(share / (1.0 - share) * setup.honest.voter.size)
     activity = setup.sim.activity(wanted)
     activity = activity[: int(np.searchsorted(np.cumsum(activity), wanted)) + 1]
@@ -509,57 +571,89 @@ def careless_experiment(setup: Setup, share: float) -> tuple[int, int, float, fl
         setup.sim.bad("random", int((activity == k).sum()), int(k), setup.target, setup.board)
         for k in np.unique(activity)
     ]
+    extra, _ = setup.sim.honest(activity.size, activity)
     batch = Batch.concat([setup.honest, *(part for part, _ in parts)])
+    more_honest = Batch.concat([setup.honest, extra])
     ids = np.concatenate([ids for _, ids in parts])
     m = setup.world.n_models
     result, report = scan(batch, setup, ids)
-    base = setup.honest_ranks
-    without = int(np.abs(base - board_ranks(batch, m)).max())
-    with_defence = int(np.abs(base - board_ranks(batch, m, ~report.vote_excluded)).max())
+    keep = ~report.vote_excluded
+    moves = []
+    for board, base in ((board_ranks, setup.honest_ranks), (board_rank_ub, board_rank_ub(setup.honest, m))):
+        moves.append(
+            tuple(
+                int(np.abs(base - board(b, m, k)).max())
+                for b, k in ((batch, None), (batch, keep), (more_honest, None))
+            )
+        )
     random_votes = np.isin(batch.voter, ids)
-    excluded = float((random_votes & report.vote_excluded).sum() / random_votes.sum())
-    return without, with_defence, excluded, result.fpr_all
-
-
-def noise_floor(setup: Setup, share: float) -> int:
-    """Largest rank change from adding `share` more *honest* votes: what sampling noise alone does."""
-    wanted = int(share / (1.0 - share) * setup.honest.voter.size)
-    activity = setup.sim.activity(wanted)
-    activity = activity[: int(np.searchsorted(np.cumsum(activity), wanted)) + 1]
-    extra, _ = setup.sim.honest(activity.size, activity)
-    batch = Batch.concat([setup.honest, extra])
-    return int(np.abs(setup.honest_ranks - board_ranks(batch, setup.world.n_models)).max())
+    decisive = np.bincount(batch.voter, weights=batch.outcome != 0.5)[batch.voter]
+    light = decisive < DEFAULT_CONFIG.min_decisive_votes
+    kept = random_votes & keep
+    return CarelessDraw(
+        random_votes=int(random_votes.sum()),
+        excluded=float((random_votes & report.vote_excluded).sum() / random_votes.sum()),
+        untestable=float((kept & light).sum() / max(int(kept.sum()), 1)),
+        fpr=result.fpr_all,
+        rank=moves[0],  # type: ignore[arg-type]
+        rank_ub=moves[1],  # type: ignore[arg-type]
+    )
 
 
 def careless_report(setup: Setup, label: str) -> None:
     print(f"  {label}:")
-    for without, with_defence, excluded, fpr in (careless_experiment(setup, 0.10) for _ in range(3)):
+    print(
+        "    random votes  excluded (kept: from untestable accounts)  honest FPR"
+        "   max |rank move|: w/o  with  +honest   rank (UB): w/o  with  +honest"
+    )
+    draws = [careless_experiment(setup, 0.10) for _ in range(3)]
+    for d in draws:
         print(
-            f"    max rank change {without} without defences, {with_defence} with"
-            f" ({excluded:.0%} of the random votes excluded, honest FPR {fpr:.2%})",
+            f"    {d.random_votes:12d}  {d.excluded:8.0%} {d.untestable:33.0%}  {d.fpr:10.2%}"
+            f"   {d.rank[0]:19d} {d.rank[1]:5d} {d.rank[2]:8d}   {d.rank_ub[0]:14d} {d.rank_ub[1]:5d}"
+            f" {d.rank_ub[2]:8d}",
             flush=True,
         )
-    floors = [noise_floor(setup, 0.10) for _ in range(3)]
-    print(f"    noise floor: 10% more honest votes move a model up to {floors} ranks")
+    for name, pick in (("rank", lambda d: d.rank), ("rank (UB)", lambda d: d.rank_ub)):
+        defended, floor = max(pick(d)[1] for d in draws), max(pick(d)[2] for d in draws)
+        verdict = "within" if defended <= floor else f"{defended - floor} above"
+        print(
+            f"    {name}: with defences up to {defended}, noise floor (as many extra honest votes) up to"
+            f" {floor}: {verdict} the noise floor"
+        )
 
 
 # -- report --------------------------------------------------------------------------------------------------
 
 
-def print_recall(recall: dict[str, dict[int, ScanResult]], oracles: dict[tuple[str, int], float]) -> None:
-    header = (
-        "behaviour      recall@50  recall@200   worst honest FPR: all / >= 50 votes   oracle@50  oracle@200"
-    )
-    print(f"\n  {header}")
+def print_recall(recall: dict[str, dict[int, ScanResult]]) -> None:
+    print("\n  behaviour      recall@50  recall@200   worst honest FPR: all / >= 50 votes")
     for behaviour, by_horizon in recall.items():
         fpr_all = max(r.fpr_all for r in by_horizon.values())
         fpr_active = max(r.fpr_active for r in by_horizon.values())
-        bound = ""
-        if (behaviour, 50) in oracles:
-            bound = f"{oracles[(behaviour, 50)]:9.1%}  {oracles[(behaviour, 200)]:10.1%}"
         print(
             f"  {behaviour:12s} {by_horizon[50].recall:10.1%} {by_horizon[200].recall:11.1%}"
-            f"   {fpr_all:20.2%} / {fpr_active:6.2%}     {bound}"
+            f"   {fpr_all:20.2%} / {fpr_active:6.2%}"
+        )
+
+
+def print_oracles(
+    recall: dict[str, dict[int, ScanResult]], early: dict[str, Batch], setup: Setup, shares: dict[str, float]
+) -> None:
+    """The oracle next to the detector: at 1% honest FPR and at the share of the budget the detector spends
+    on the behaviour, on simulated accounts and on the benchmark's own."""
+    print(
+        "\n  oracle (most powerful test knowing the true ratings, the attack and its target) at 1% honest FPR"
+        "\n  | at the detector's share of the budget; simulated accounts, then the same accounts as above:"
+    )
+    for behaviour, share in shares.items():
+        simulated, seen = oracle_recall(setup, behaviour, 50, (0.01, share), early[behaviour])
+        (late,), _ = oracle_recall(setup, behaviour, 200, (0.01,))
+        print(
+            f"  {behaviour:8s} @50: detector {recall[behaviour][50].recall:5.1%};"
+            f" oracle {simulated[0]:5.1%} | {simulated[1]:5.1%} (share {share:.2%}),"
+            f" same accounts {seen[0]:5.1%} | {seen[1]:5.1%};  @200: detector"
+            f" {recall[behaviour][200].recall:5.1%}, oracle {late:5.1%}"
         )
 
 
@@ -598,11 +692,11 @@ def main() -> None:
     print(
         f"\n1. Recall: {args.accounts} accounts per behaviour, each scan = all honest voters + those accounts"
     )
-    recall = recall_experiment(setup, args.accounts)
-    oracles = {(b, h): oracle_recall(setup, b, h, 0.01) for b in ("random", "booster") for h in (50, 200)}
-    print_recall(recall, oracles)
-    print(
-        "  (oracle: most powerful test at 1% honest FPR, knowing the true ratings, the attack and its target)"
+    recall, early = recall_experiment(setup, args.accounts)
+    print_recall(recall)
+    c = DEFAULT_CONFIG
+    print_oracles(
+        recall, early, setup, {"random": c.alpha_likelihood_low, "booster": c.alpha_target + c.alpha_campaign}
     )
     if not args.quick:
         print("\n2. Rank moves of the target, attack accounts on their own networks unless stated")

@@ -89,24 +89,32 @@ def _poisson_binomial_sf_block(
     chosen: BoolArray,
     width: int,
 ) -> FloatArray:
-    """Exact tails for the chosen cells, all with at most `width` terms, as one padded matrix DP."""
+    """Exact tails for the chosen cells, all with at most `width` terms, as one padded matrix DP.
+
+    Only counts up to the largest observed one matter, so the DP keeps states 0..cap with the last one
+    absorbing ("cap or more"): a cell with thousands of terms costs its observed count, not its size.
+    """
     cells = np.flatnonzero(chosen)
     row_of = np.full(chosen.size, -1, dtype=np.int64)
     row_of[cells] = np.arange(cells.size)
     take = row_of[cell_sorted] >= 0
     matrix = np.zeros((cells.size, width))
     matrix[row_of[cell_sorted[take]], position[take]] = q_sorted[take]
-    dist = np.zeros((cells.size, width + 1))
+    need = observed[cells]
+    cap = int(min(width, max(int(need.max()), 1)))
+    dist = np.zeros((cells.size, cap + 1))
     dist[:, 0] = 1.0
     for column in range(width):
         qc = matrix[:, column : column + 1]
-        shifted = dist[:, : column + 1] * qc
-        dist[:, : column + 2] *= 1.0 - qc
-        dist[:, 1 : column + 2] += shifted
+        top = min(column, cap)  # states that can hold mass before this column
+        moved = dist[:, : top + 1] * qc
+        dist[:, : top + 1] -= moved
+        dist[:, 1 : top + 2] += moved[:, : min(top + 1, cap)]
+        if top == cap:
+            dist[:, cap] += moved[:, cap]  # "cap or more" stays there on a success
     tail = np.cumsum(dist[:, ::-1], axis=1)[:, ::-1]
-    need = np.clip(observed[cells], 0, width + 1)
-    padded = np.concatenate([tail, np.zeros((cells.size, 1))], axis=1)
-    return np.clip(padded[np.arange(cells.size), need], 0.0, 1.0)
+    out = tail[np.arange(cells.size), np.clip(need, 0, cap)]
+    return np.clip(np.where(need > width, 0.0, out), 0.0, 1.0)
 
 
 def _poisson_binomial_sf_saddle(
@@ -254,3 +262,60 @@ def tarone_bonferroni(min_attainable: FloatArray, owner: IntArray, alpha: float,
     works = (rank >= 2) & (min_attainable[order] * np.maximum(candidate, 1.0) > alpha)
     np.minimum.at(k, sorted_owner[works], candidate[works])
     return k
+
+
+def iid_product_tail(
+    prob: FloatArray,
+    weight: FloatArray,
+    k_mass: FloatArray,
+    bound: FloatArray,
+    *,
+    rest: FloatArray | None = None,
+    step: float = 0.02,
+    min_bound: float = 1e-12,
+) -> FloatArray:
+    """Per query i: an upper bound on sum_k k_mass[i, k - 1] * E[Q_k 1{Q_k <= bound_i}].
+
+    Q_k is the product of k iid draws, each `prob[j]` with probability `weight[j]` (weights sum to 1,
+    probabilities in (0, 1]); `k_mass[i]` gives the chance of k = 1..K (one column each) and `rest[i]` that
+    of any k > K. E[Q_k 1{Q_k <= b}] is the chance, averaged over which values are drawn, that k events of
+    those probabilities all happen and their joint probability is at most b; mixed over k it is the
+    false-positive rate of "flag when every event happened and their product is at most the bound" for a
+    voter whose battles, and how many of them involve the model, were dealt at random.
+
+    Computed as k-fold convolutions of the measure sum_j weight_j prob_j delta(log prob_j) on a grid of
+    `step` in log space. Every log probability is rounded down to the grid, which can only make products
+    look smaller, so more of the mass falls under each bound: the result never underestimates. Mass beyond
+    the most extreme bound asked about is folded into one bin (logs only decrease as factors are added).
+    Each term is also capped by two exact bounds, E[Q_k] = (sum_j weight_j prob_j)^k and the bound itself;
+    k > K, and queries with a bound under `min_bound`, get those alone (they are tiny there anyway).
+    """
+    prob = np.clip(np.asarray(prob, dtype=np.float64), 1e-300, 1.0)
+    weight = np.asarray(weight, dtype=np.float64)
+    k_mass = np.atleast_2d(np.asarray(k_mass, dtype=np.float64))
+    bound = np.clip(np.asarray(bound, dtype=np.float64), 1e-300, 1.0)
+    mean = float(np.dot(weight, prob))
+    powers = np.arange(1, k_mass.shape[1] + 1, dtype=np.float64)
+    values = np.minimum(bound[:, None], mean ** powers[None, :])
+    exact = (bound >= min_bound) & k_mass.any(axis=1)
+    if exact.any():
+        # Products rounded down to the grid are <= bound exactly when their bin is >= need.
+        need = np.ceil(-np.log(bound[exact]) / step - 1e-9).astype(np.int64)
+        top = int(need.max())
+        kernel = np.zeros(top + 1)
+        # Bin d holds log values in [-d step, -(d - 1) step): a factor's log rounded down is -d step.
+        np.add.at(kernel, np.minimum(np.ceil(-np.log(prob) / step).astype(np.int64), top), weight * prob)
+        dist = np.zeros(top + 1)
+        dist[0] = 1.0
+        used = np.flatnonzero(k_mass[exact].any(axis=0))
+        rows = np.flatnonzero(exact)
+        for power in range(1, int(used.max()) + 2):
+            full = np.convolve(dist, kernel)
+            dist = full[: top + 1].copy()
+            dist[top] += full[top + 1 :].sum()
+            tail = np.cumsum(dist[::-1])[::-1]
+            values[rows, power - 1] = np.minimum(values[rows, power - 1], tail[need])
+    out = (k_mass * values).sum(axis=1)
+    if rest is not None:
+        out = out + np.asarray(rest, dtype=np.float64) * np.minimum(bound, mean ** (powers.size + 1.0))
+    return np.clip(out, 0.0, 1.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from ranking.engine.fraud_stats import (
@@ -41,6 +42,24 @@ def test_poisson_binomial_tail_of_equal_probabilities_is_binomial() -> None:
     cell = np.zeros(300, dtype=np.int64)
     got = poisson_binomial_sf(cell, np.full(300, 0.3), np.array([120]), 1)
     np.testing.assert_allclose(got, stats.binom.sf(119, 300, 0.3), rtol=1e-9)
+
+
+def test_poisson_binomial_tail_of_large_cells_with_small_counts_matches_a_full_dp() -> None:
+    # Cells of hundreds of terms asked about small counts (the DP only tracks counts up to the largest).
+    rng = np.random.default_rng(4)
+    sizes = rng.integers(0, 300, 25)
+    cell = np.repeat(np.arange(25), sizes)
+    q = rng.uniform(0.0, 1.0, cell.size) ** 2
+    observed = rng.integers(-1, 90, 25)
+    got = poisson_binomial_sf(cell, q, observed, 25)
+    for c in range(25):
+        dist = np.zeros(sizes[c] + 1)
+        dist[0] = 1.0
+        for p in q[cell == c]:
+            dist[1:] = dist[1:] * (1 - p) + dist[:-1] * p
+            dist[0] *= 1 - p
+        want = 1.0 if observed[c] <= 0 else dist[observed[c] :].sum()
+        assert got[c] == pytest.approx(want, rel=1e-9, abs=1e-300)
 
 
 def test_saddlepoint_tails_match_exact_distribution_far_in_the_tails() -> None:
