@@ -12,6 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from voting import export
@@ -121,6 +123,64 @@ def test_parquet_reads_back_with_typed_columns_in_row_groups(arena_history, tmp_
     for row, record in zip(table.to_pylist(), jsonl(spec), strict=True):
         assert orjson.loads(row.pop("conv_metadata")) == record.pop("conv_metadata"), "JSON text in Parquet"
         assert row == record
+
+
+AWKWARD_CODES = ['q"uote', "back\\slash", "new\nline", "tab\tand\x01", "ünïcødé ✓", "50%s, %d"]
+
+
+def test_json_lines_are_orjsons_bytes_and_parquet_holds_the_same_values(arena_history, tmp_path, settings):
+    """Records are built a page at a time, not one by one: each line must still be exactly what orjson
+    writes for the record (strings needing escapes, float forms, the database's JSON text kept as it is),
+    and the Parquet rows, CSV cells and JSON lines must agree, for hashed and imported judges alike."""
+    votes = arena_history(12)
+    for vote, code in zip(votes, AWKWARD_CODES, strict=False):
+        vote.battle.code = code
+        vote.battle.save(update_fields=["code"])
+    odd_floats = [1e-7, 1e16, 123456789012345.6, 0.00001, 0.1 + 0.2, 5e-324]
+    for vote, risk in zip(votes[3:], odd_floats, strict=False):
+        Vote.objects.filter(id=vote.id).update(risk_score=risk)
+    Vote.objects.filter(id=votes[0].id).update(
+        exclusion_reason='a "quoted"\nreason\x02',
+        created_at=timezone.now() - timedelta(microseconds=123_457),
+        categories=["coding", "non_english", 'x"y'],
+        conv_metadata={"text": "back\\slash", "n": [1.5, None, True]},
+    )
+    Voter.objects.filter(id=votes[1].voter_id).update(session_hash='imported:judge "7"')
+    settings.ARENA_EXPORT_CHUNK = 5  # several pages
+    spec = export.ExportFilter(with_conversations=True)
+    stored = Vote.objects.values_list(
+        "battle__code", Cast("categories", TextField()), Cast("conv_metadata", TextField())
+    )
+    texts = {code: (categories, metadata) for code, categories, metadata in stored}  # the database's JSON
+    lines = b"".join(export.jsonl_chunks(spec)).splitlines(keepends=True)
+    records = []
+    for line in lines:
+        record = orjson.loads(line)
+        records.append(record)
+        categories, metadata = texts[record["question_id"]]
+        expected = {
+            **record,
+            "conv_metadata": orjson.Fragment(metadata),
+            "category": orjson.Fragment(categories),
+            "categories": orjson.Fragment(categories),
+        }
+        assert line == orjson.dumps(expected, option=orjson.OPT_APPEND_NEWLINE)
+    by_code = {r["question_id"]: r for r in records}
+    assert set(AWKWARD_CODES) <= set(by_code) and len(records) == 12
+    imported = [r for r in records if r["imported"]]
+    assert imported and all(r["judge"] == 'judge "7"' for r in imported)
+    assert {r["risk_score"] for r in records} >= set(odd_floats)
+    first = by_code['q"uote']
+    assert first["language"] == "unknown" and first["exclusion_reason"] == 'a "quoted"\nreason\x02'
+
+    path = tmp_path / "battles.parquet"
+    export.parquet_write(spec, str(path), row_group_rows=5)
+    for row, record in zip(pq.read_table(path).to_pylist(), records, strict=True):
+        assert orjson.loads(row.pop("conv_metadata")) == record.pop("conv_metadata")
+        assert row == record
+    cells = list(csv.DictReader(io.StringIO(b"".join(export.csv_chunks(spec)).decode(), newline="")))
+    assert [c["question_id"] for c in cells] == [r["question_id"] for r in records]
+    assert [float(c["tstamp"]) for c in cells] == [r["tstamp"] for r in records]
 
 
 def test_an_empty_export_is_still_a_readable_file(db, tmp_path):

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from arena.errors import ArenaError
 from voting import export
 from voting.progress import ProgressBar
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class Command(BaseCommand):
@@ -86,7 +90,7 @@ def _write(spec: export.ExportFilter, fmt: str, output: str | None, bar: Progres
     if output is None:
         if fmt == "parquet":
             raise CommandError("Parquet needs --output: its footer is written last.")
-        for chunk in export.export_chunks(spec, fmt, progress=counter):
+        for chunk in _chunks(spec, fmt, counter):
             sys.stdout.buffer.write(chunk)
         sys.stdout.buffer.flush()
         return counter.rows
@@ -96,7 +100,13 @@ def _write(spec: export.ExportFilter, fmt: str, output: str | None, bar: Progres
         export.parquet_write(spec, partial, progress=counter)
     else:
         with open(partial, "wb") as fh:
-            for chunk in export.export_chunks(spec, fmt, progress=counter):
+            for chunk in _chunks(spec, fmt, counter):
                 fh.write(chunk)
     os.replace(partial, output)
     return counter.rows
+
+
+def _chunks(spec: export.ExportFilter, fmt: str, counter: _Counter) -> Iterator[bytes | pa.Buffer]:
+    if fmt == "jsonl":  # the pages' own buffers, written without a copy to bytes
+        return export.jsonl_buffers(spec, progress=counter)
+    return export.export_chunks(spec, fmt, progress=counter)
