@@ -72,6 +72,7 @@ class ExportFilter:
     model: str | None = None  # a model slug, on either side
     counted_only: bool = False
     with_conversations: bool = False
+    with_files: bool = False  # image and 3D outputs: where each side's file is (and the command copies them)
     battle_ids: Sequence[int] | None = field(default=None)  # an admin selection
 
 
@@ -112,6 +113,7 @@ def export_filter_clean(params: Mapping[str, str]) -> ExportFilter:
         model=params.get("model") or None,
         counted_only=_flag("counted_only", params.get("counted_only", "")),
         with_conversations=_flag("with_conversations", params.get("with_conversations", "")),
+        with_files=_flag("with_files", params.get("with_files", "")),
     )
 
 
@@ -178,7 +180,11 @@ class UnixSeconds(Func):
 
 
 # JSON columns of the vote, read as the database's text (annotation name -> field, text when empty).
-_JSON_TEXT = {"categories_text": ("categories", "[]"), "metadata_text": ("conv_metadata", "{}")}
+_JSON_TEXT = {
+    "categories_text": ("categories", "[]"),
+    "metadata_text": ("conv_metadata", "{}"),
+    "criteria_text": ("criteria", "{}"),
+}
 
 # What the database returns per vote, in this order, and as which Arrow type each column is kept.
 _COLUMNS: dict[str, pa.DataType] = {
@@ -212,6 +218,7 @@ def _arrow_columns(rows: list[tuple[Any, ...]]) -> pa.RecordBatch:
 
 
 Conversations = dict[int, dict[str, list[dict[str, str]]]]  # battle id -> side -> messages
+Outputs = dict[tuple[int, str], dict[str, Any]]  # (battle id, side) -> the final output file's description
 
 
 class _Lookup(dict[Any, Any]):
@@ -287,6 +294,7 @@ class Page:
     judges: _Lookup  # voter id -> exported judge id
     imported: dict[int, str] = field(default_factory=dict)  # voter id -> original judge, for imported votes
     conversations: Conversations = field(default_factory=dict)
+    outputs: Outputs = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.columns.num_rows
@@ -367,6 +375,64 @@ def _conversations(battle_ids: Sequence[int]) -> Conversations:
                 messages += (question, {"role": "assistant", "content": answers.get(turn, "")})
             out[battle_id][side] = messages
     return out
+
+
+def output_file_name(code: str, side: str, fmt: str) -> str:
+    """Where an export bundle keeps a side's output file, beside the rows: files/<question_id>-a.glb."""
+    return f"files/{code}-{side}.{fmt}"
+
+
+def _outputs(battle_ids: Sequence[int]) -> Outputs:
+    """Each side's last image or 3D output for a page of battles: one query per page."""
+    from django.urls import reverse
+
+    wanted = set(battle_ids)
+    rows = (
+        Generation.objects.filter(**_page_range("battle__id", battle_ids))
+        .exclude(media_name="")
+        .order_by("battle_id", "side", "turn")
+        .values_list("battle_id", "battle__code", "side", "turn", "media_format", "media_kind", "media_meta")
+    )
+    out: Outputs = {}
+    for battle_id, code, side, turn, fmt, kind, meta in rows:
+        if battle_id in wanted:  # later turns overwrite earlier ones
+            url = reverse("arena:battle-media", kwargs={"code": code, "turn": turn, "side": side, "ext": fmt})
+            out[(battle_id, side)] = {
+                "format": fmt,
+                "kind": kind,
+                "meta": meta,
+                "path": output_file_name(code, side, fmt),
+                "url": url,
+            }
+    return out
+
+
+def export_files_copy(spec: ExportFilter, directory: str, *, progress: Progress | None = None) -> int:
+    """Copy the exported battles' output files into `directory`/files/ under the names the rows give them.
+    Reads one file at a time from the storage, so memory stays bounded. Returns the number of files."""
+    import os
+    import shutil
+
+    from django.core.files.storage import default_storage
+
+    battles = vote_queryset(spec).values("battle_id")
+    rows = (
+        Generation.objects.filter(battle_id__in=battles)
+        .exclude(media_name="")
+        .order_by("battle_id", "side", "turn")
+        .values_list("battle_id", "battle__code", "side", "media_name", "media_format")
+    )
+    latest: dict[tuple[int, str], tuple[str, str, str]] = {}
+    for battle_id, code, side, name, fmt in rows.iterator(chunk_size=2_000):
+        latest[(battle_id, side)] = (code, name, fmt)
+    os.makedirs(os.path.join(directory, "files"), exist_ok=True)
+    for (_, side), (code, name, fmt) in latest.items():
+        target = os.path.join(directory, output_file_name(code, side, fmt))
+        with default_storage.open(name, "rb") as source, open(target, "wb") as sink:
+            shutil.copyfileobj(source, sink)
+        if progress:
+            progress(1)
+    return len(latest)
 
 
 def _batches_here(spec: ExportFilter, size: int, *, stream: bool = False) -> Iterator[pa.RecordBatch]:
@@ -475,6 +541,8 @@ def export_pages(spec: ExportFilter, *, chunk: int | None = None) -> Iterator[Pa
             judges.update(page.imported)
         if spec.with_conversations:
             page.conversations = _conversations(page["battle_id"].to_pylist())
+        if spec.with_files:
+            page.outputs = _outputs(page["battle_id"].to_pylist())
         yield page
 
 
@@ -587,6 +655,23 @@ def _conversation(name: str, side: str) -> Field:
     )
 
 
+def _output(name: str, side: str) -> Field:
+    """An image or 3D side's output file ({"format", "kind", "meta", "path", "url"}; null for text), as JSON
+    text: Parquet and CSV keep it as a JSON string, like conv_metadata."""
+
+    def texts(page: Page) -> pa.Array:
+        found = [page.outputs.get((b, side)) for b in page["battle_id"].to_pylist()]
+        return pa.array([None if o is None else orjson.dumps(o).decode() for o in found], pa.string())
+
+    return Field(
+        name,
+        pa.string(),
+        texts,
+        text=lambda page: texts(page).cast(_TEXT).fill_null(_JSON_NULL),
+        wanted=lambda spec: spec.with_files,
+    )
+
+
 def _anony(page: Page) -> pa.Array:
     return pa.nulls(len(page), pa.bool_()).fill_null(True)
 
@@ -628,6 +713,9 @@ FIELDS: tuple[Field, ...] = (
     Field("counted", pa.bool_(), _column("counted")),
     Field("exclusion_reason", pa.string(), _column("exclusion_reason"), _json_repeated),
     Field("imported", pa.bool_(), _imported),
+    Field("criteria", pa.string(), _column("criteria_text"), _json_as_is),  # per-criterion choices, or {}
+    _output("output_a", "a"),
+    _output("output_b", "b"),
     *(Field(name, pa.float64(), _column(name)) for name in _OPTIONAL),
 )
 

@@ -122,6 +122,7 @@ def test_parquet_reads_back_with_typed_columns_in_row_groups(arena_history, tmp_
     )
     for row, record in zip(table.to_pylist(), jsonl(spec), strict=True):
         assert orjson.loads(row.pop("conv_metadata")) == record.pop("conv_metadata"), "JSON text in Parquet"
+        assert orjson.loads(row.pop("criteria")) == record.pop("criteria"), "JSON text in Parquet"
         assert row == record
 
 
@@ -177,6 +178,7 @@ def test_json_lines_are_orjsons_bytes_and_parquet_holds_the_same_values(arena_hi
     export.parquet_write(spec, str(path), row_group_rows=5)
     for row, record in zip(pq.read_table(path).to_pylist(), records, strict=True):
         assert orjson.loads(row.pop("conv_metadata")) == record.pop("conv_metadata")
+        assert orjson.loads(row.pop("criteria")) == record.pop("criteria")
         assert row == record
     cells = list(csv.DictReader(io.StringIO(b"".join(export.csv_chunks(spec)).decode(), newline="")))
     assert [c["question_id"] for c in cells] == [r["question_id"] for r in records]

@@ -37,6 +37,12 @@ class Command(BaseCommand):
         parser.add_argument("--model", help="Only battles with this model slug on either side.")
         parser.add_argument("--counted-only", action="store_true", help="Leave out votes that do not count.")
         parser.add_argument("--with-conversations", action="store_true", help="Include both conversations.")
+        parser.add_argument(
+            "--with-files",
+            action="store_true",
+            help="Image and 3D battles: describe each side's output file in the rows (output_a, output_b), "
+            "and copy the files into files/ beside --output.",
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar on standard error.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -50,10 +56,13 @@ class Command(BaseCommand):
                     "model": options["model"] or "",
                     "counted_only": "1" if options["counted_only"] else "",
                     "with_conversations": "1" if options["with_conversations"] else "",
+                    "with_files": "1" if options["with_files"] else "",
                 }
             )
         except ArenaError as exc:
             raise CommandError(exc.message) from None
+        if spec.with_files and not options["output"]:
+            raise CommandError("--with-files needs --output: the files are copied beside it.")
         # The bar draws on the raw stream: OutputWrapper would end every redraw with a newline.
         stream = getattr(self.stderr, "_out", sys.stderr)
         total = None if options["no_progress"] else export.export_count(spec)
@@ -63,6 +72,10 @@ class Command(BaseCommand):
             bar.close()
         if options["output"]:
             self.stderr.write(f"{rows:,} votes written to {options['output']}")
+        if spec.with_files:
+            directory = str(Path(options["output"]).resolve().parent)
+            copied = export.export_files_copy(spec, directory)
+            self.stderr.write(f"{copied:,} output files copied to {Path(directory) / 'files'}")
 
 
 def _format_from(output: str | None) -> str:
