@@ -19,6 +19,7 @@ from arena.selectors import stats_public
 from arena.web import json_errors
 from ranking.publication import snapshot_public
 from voting import export
+from voting.categories import board_labels
 
 CONTENT_TYPES = {
     "jsonl": "application/x-ndjson",
@@ -56,7 +57,12 @@ def _board_args(request: HttpRequest, modality: str) -> tuple[str, bool]:
     style = request.GET.get("style_control", "false").lower()
     if style not in ("true", "false", "1", "0"):
         raise InvalidInput("style_control must be true or false.")
-    return request.GET.get("category", ""), style in ("true", "1")
+    category = request.GET.get("category", "")
+    # Checked before any query: an arbitrary string (a NUL byte, say) must be a 400, not a database error.
+    boards = board_labels()
+    if category and category not in boards:
+        raise InvalidInput(f"Unknown category {category!r}; expected one of {', '.join(boards)}.")
+    return category, style in ("true", "1")
 
 
 @require_GET

@@ -121,8 +121,13 @@ def _queue_depths() -> list[tuple[dict[str, str], float]]:
         "gen-3d",
         *ModelEntry.objects.exclude(queue="").values_list("queue", flat=True).distinct(),
     ]
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2)
-    return [({"queue": q}, float(client.llen(f"{prefix}{q}"))) for q in dict.fromkeys(queues)]
+    # One connection and one round trip per scrape, closed after it.
+    with redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2) as client:
+        pipe = client.pipeline(transaction=False)
+        for queue in dict.fromkeys(queues):
+            pipe.llen(f"{prefix}{queue}")
+        depths = pipe.execute()
+    return [({"queue": q}, float(n)) for q, n in zip(dict.fromkeys(queues), depths, strict=True)]
 
 
 def _first_chunk_quantiles() -> list[tuple[dict[str, str], float]]:

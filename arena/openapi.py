@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 from arena.models import Modality
 
 JSON = "application/json"
@@ -25,6 +27,25 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
+_RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds until a new attempt can succeed.", "schema": {"type": "string"}}
+}
+
+
+def _limited(description: str) -> dict[str, Any]:
+    """A 429: the JSON error with how long to wait, in the body and in Retry-After."""
+    wait = {"type": "object", "properties": {"retry_after": {"type": "integer"}}}
+    return {**_json({"allOf": [_ref("Error"), wait]}, description), "headers": _RETRY_AFTER}
+
+
+def _page_or_error(description: str) -> dict[str, Any]:
+    """Battle start answers a plain form post (no JSON content type or Accept header) with the HTML page."""
+    return {
+        "description": description + " A plain form post gets the page (HTML) with the message instead.",
+        "content": {JSON: {"schema": _ref("Error")}, "text/html": {"schema": {"type": "string"}}},
+    }
+
+
 def _param(name: str, where: str, schema: dict[str, Any], description: str, required: bool = False) -> dict:
     return {
         "name": name,
@@ -37,18 +58,15 @@ def _param(name: str, where: str, schema: dict[str, Any], description: str, requ
 
 _CODE = _param("code", "path", {"type": "string"}, "The battle's public code.")
 _MODALITY = {"type": "string", "enum": list(Modality.values)}
-_PROMPT_BODY = {
-    "required": True,
-    "content": {
-        JSON: {
-            "schema": {
-                "type": "object",
-                "required": ["prompt"],
-                "properties": {"prompt": {"type": "string", "maxLength": 30000}},
-            }
-        }
-    },
-}
+
+
+def _prompt_body() -> dict[str, Any]:
+    """The next message of a conversation; its limit is the deployment's (ARENA_MAX_PROMPT_CHARS)."""
+    prompt = {"type": "string", "maxLength": settings.ARENA_MAX_PROMPT_CHARS}
+    schema = {"type": "object", "required": ["prompt"], "properties": {"prompt": prompt}}
+    return {"required": True, "content": {JSON: {"schema": schema}}}
+
+
 _BATTLE_ERRORS = {
     "403": _error("The battle belongs to another browser session."),
     "404": _error("No battle with this code."),
@@ -187,23 +205,46 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+def _start_body() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "prompt": {
+                "type": "string",
+                "description": "At most ARENA_MAX_PROMPT_CHARS characters (a gallery battle ignores it).",
+            },
+            "modality": _MODALITY,
+            "gallery": {"type": "boolean", "description": "A pre-generated gallery battle (image and 3D)."},
+        },
+    }
+
+
 def _battle_paths() -> dict[str, Any]:
     state = {"type": "object", "properties": {"state": _ref("BattleState")}}
     return {
         "/api/battles": {
             "post": {
                 "summary": "Start a battle: two anonymous models answer the prompt.",
+                "description": (
+                    "JSON for scripts. Image-to-3D battles post multipart/form-data with the input `image`; "
+                    "`gallery` asks for a pre-generated gallery prompt instead of the visitor's own. A plain "
+                    "form post (no JSON content type or Accept header) is answered with a redirect to the "
+                    "battle page, or the page with the error."
+                ),
                 "operationId": "battleStart",
                 "requestBody": {
                     "required": True,
                     "content": {
-                        JSON: {
+                        JSON: {"schema": _start_body()},
+                        "multipart/form-data": {
                             "schema": {
-                                "type": "object",
-                                "required": ["prompt"],
-                                "properties": {"prompt": {"type": "string"}, "modality": _MODALITY},
+                                **_start_body(),
+                                "properties": {
+                                    **_start_body()["properties"],
+                                    "image": {"type": "string", "format": "binary"},
+                                },
                             }
-                        }
+                        },
                     },
                 },
                 "responses": {
@@ -218,9 +259,21 @@ def _battle_paths() -> dict[str, Any]:
                         },
                         "The battle started; follow it over the websocket /ws/battle/{code}/.",
                     ),
-                    "400": _error("The prompt is empty, too long or malformed."),
-                    "422": _error("The prompt was blocked by the content policy."),
-                    "503": _error("Not enough models are available."),
+                    "302": {"description": "A plain form post: redirected to the battle page."},
+                    "400": _page_or_error("The prompt or image is empty, too large or malformed."),
+                    "403": {
+                        "description": "The CSRF token is missing or wrong (Django's page).",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    "422": _page_or_error("The prompt was blocked by the content policy."),
+                    "429": {
+                        **_limited("Too many new battles; see Retry-After (a form post gets the page)."),
+                        "content": {
+                            **_limited("")["content"],
+                            "text/html": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "503": _page_or_error("Not enough models are available."),
                 },
             }
         },
@@ -237,9 +290,10 @@ def _battle_paths() -> dict[str, Any]:
                 "summary": "Send the next message to both models.",
                 "operationId": "battleContinue",
                 "parameters": [_CODE],
-                "requestBody": _PROMPT_BODY,
+                "requestBody": _prompt_body(),
                 "responses": {
                     "200": _json(state, "The next turn is generating."),
+                    "400": _error("The prompt is empty, too long or malformed."),
                     **_BATTLE_ERRORS,
                     "409": _error("Not ready, already voted, or at the turn limit."),
                     "422": _error("The prompt was blocked by the content policy."),
@@ -271,6 +325,15 @@ def _battle_paths() -> dict[str, Any]:
                                     "challenge": {"type": "object", "description": "The solved challenge."},
                                     "captcha": {"type": "string"},
                                     "fingerprint": {"type": "string"},
+                                    "criteria": {
+                                        "type": "object",
+                                        "description": "3D battles: a choice per criterion, e.g. "
+                                        '{"geometry": "a"}.',
+                                        "additionalProperties": {
+                                            "type": "string",
+                                            "enum": ["a", "b", "tie", "both_bad"],
+                                        },
+                                    },
                                 },
                             }
                         }
@@ -278,9 +341,15 @@ def _battle_paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json(state, "The vote was recorded."),
-                    **_BATTLE_ERRORS,
+                    "400": _error("A bad choice or criteria, a malformed body, or no solved challenge."),
+                    "403": _error(
+                        "The battle belongs to another browser session, sign-in is required, or the "
+                        "challenge or CAPTCHA was refused (fetch a new one and vote again)."
+                    ),
+                    "404": _error("No battle with this code."),
                     "409": _error("Already voted, or the answers are not finished."),
-                    "429": _error("Too many votes; see Retry-After."),
+                    "429": _limited("Too many votes; see Retry-After."),
+                    "503": _error("The CAPTCHA service could not be reached; try again."),
                 },
             }
         },
@@ -339,6 +408,7 @@ def _public_paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json({"type": "object"}, "The board."),
+                    "400": _error("An unknown category, or style other than 0 or 1."),
                     "404": _error("Unknown modality."),
                 },
             }

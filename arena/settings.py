@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "arena.logs.RequestContextMiddleware",  # first: every later line of the request carries its id
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -130,7 +131,17 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "asgi")},
+            "CONFIG": {
+                # redis-py's async pool refuses its 101st simultaneous connection ("Too many connections")
+                # instead of waiting: a burst of sockets joining or leaving groups at once needs more.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env_int("CHANNELS_REDIS_MAX_CONNECTIONS", 1000, minimum=10),
+                    }
+                ],
+                "prefix": env_str("CHANNELS_PREFIX", "asgi"),
+            },
         }
     }
 else:
@@ -201,18 +212,16 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {
-        "celery": {"level": env_str("CELERY_LOG_LEVEL", "WARNING")},
-        "httpx": {"level": "WARNING"},  # one INFO line per model-server request is noise
-        "kombu.connection": {"level": "ERROR"},
-    },
-}
+# One line per record: text for people, or one JSON object (time, level, logger, message, request_id, battle,
+# task) for a log pipeline. See arena/logs.py.
+from arena.logs import logging_config  # noqa: E402  (no models imported)
+
+ARENA_LOG_FORMAT = env_choice("ARENA_LOG_FORMAT", "text", {"text", "json"})
+LOGGING = logging_config(
+    log_format=ARENA_LOG_FORMAT,
+    level=env_str("LOG_LEVEL", "INFO"),
+    celery_level=env_str("CELERY_LOG_LEVEL", "WARNING"),
+)
 
 # --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "memory://")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -17,9 +18,25 @@ def load() -> dict:
 
 def test_compose_has_every_role_with_real_services():
     services = load()["services"]
-    assert {"postgres", "redis", "web", "worker-cpu", "worker-gpu0", "beat", "migrate"} <= set(services)
+    roles = {"postgres", "redis", "web", "worker-cpu", "worker-gpu0", "beat", "migrate", "flower"}
+    assert roles <= set(services)
     env = services["web"]["environment"]
     assert env["DATABASE_URL"].startswith("postgres://") and env["REDIS_URL"].startswith("redis://")
+    assert env["ARENA_LOG_FORMAT"] == "${ARENA_LOG_FORMAT:-json}", "deployments log JSON lines by default"
+
+
+def test_flower_monitors_the_same_broker_behind_a_password_on_localhost_only():
+    services = load()["services"]
+    flower = services["flower"]
+    assert flower["command"][:4] == ["celery", "-A", "arena", "flower"]
+    assert flower["build"]["args"]["EXTRAS"] == "[ops]"
+    assert flower["environment"]["REDIS_URL"] == services["web"]["environment"]["REDIS_URL"]
+    assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]
+    for name in ("worker-cpu", "worker-gpu0"):
+        assert "-E" in services[name]["command"], f"{name} sends the task events Flower shows"
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["ops"] == ["flower==2.2.0"]
 
 
 def test_the_gpu_worker_reserves_its_gpu_and_consumes_its_own_queue():
@@ -44,7 +61,7 @@ def test_compose_config_accepts_the_file_when_compose_is_installed(tmp_path):
     result = subprocess.run(
         command,
         cwd=ROOT,
-        env={"SECRET_KEY": "test", "PATH": "/usr/bin:/bin"},
+        env={"SECRET_KEY": "test", "FLOWER_BASIC_AUTH": "ops:test", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=60,

@@ -40,3 +40,9 @@ def test_a_page_gets_an_html_503(client, database_down):
     assert response.status_code == 503
     body = response.content.decode()
     assert "Temporarily unavailable" in body and "Traceback" not in body
+
+
+def test_a_vote_while_the_database_is_down_is_refused_with_503_so_the_page_retries(client, database_down):
+    response = client.post("/api/battles/some-code/vote", {"choice": "a"}, content_type="application/json")
+    assert response.status_code == 503 and response["Retry-After"] == "30"
+    assert response.json()["code"] == "unavailable"

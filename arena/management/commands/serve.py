@@ -6,11 +6,15 @@ process, so one command runs the whole arena.
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from arena.inprocess import worker_start
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -23,20 +27,27 @@ class Command(BaseCommand):
             "--workers", type=int, default=1, help="uvicorn processes (not with the embedded worker)"
         )
 
+    def _say(self, text: str) -> None:
+        if settings.ARENA_LOG_FORMAT == "json":  # a log pipeline reads every line as a JSON object
+            logger.info(text)
+        else:
+            self.stdout.write(self.style.SUCCESS(text))
+
     def handle(self, *args: object, host: str, port: int, workers: int, **options: object) -> None:
         if settings.CELERY_IN_PROCESS_WORKER:
             if workers != 1:
                 self.stderr.write("The embedded worker needs a single process; ignoring --workers.")
                 workers = 1
             worker_start()
-            self.stdout.write("In-process Celery worker started (threads, in-memory broker).")
-        self.stdout.write(self.style.SUCCESS(f"Arena is running at http://{host}:{port}/"))
+            self._say("In-process Celery worker started (threads, in-memory broker).")
+        self._say(f"Arena is running at http://{host}:{port}/")
         uvicorn.run(
             "arena.asgi:application",
             host=host,
             port=port,
             workers=workers,
             log_level="warning",
+            log_config=None,  # uvicorn's own lines go through settings.LOGGING (text or JSON) like the rest
             ws_max_size=64 * 1024,
             lifespan="off",
         )
