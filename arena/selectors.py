@@ -58,6 +58,11 @@ def candidates_invalidate() -> None:
     cache.set(_CANDIDATES_VERSION_KEY, secrets.token_hex(8), None)
 
 
+def models_version() -> str:
+    """Changes whenever any model changes (see candidates_invalidate): a key for what is derived from them."""
+    return _candidates_version()
+
+
 def _candidates_version() -> str:
     version = cache.get(_CANDIDATES_VERSION_KEY)
     if version is None:  # first use, or the cache was flushed: a new version, so nothing stale survives
@@ -160,13 +165,18 @@ def model_thumbnails(model_ids: list[int]) -> dict[int, str]:
     return {model_id: _thumbnail_url(name) for model_id, name in found.items()}
 
 
-def battle_excluded_reason(battle: Battle) -> str | None:
+def battle_excluded_reason(battle: Battle, generations: list[Generation] | None = None) -> str | None:
     """Why a vote on this battle must not count, from the battle's own content (None: nothing found).
 
     An answer the content filter hid was judged by a voter who may not have read it, and may be what drew
     the vote; the vote is kept but left out of the ratings.
     """
-    if battle.generations.filter(flagged=True).exists():
+    hidden = (
+        any(g.flagged for g in generations)
+        if generations is not None
+        else battle.generations.filter(flagged=True).exists()
+    )
+    if hidden:
         return "an answer was hidden by the content filter"
     return None
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from arena.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from arena.models import Battle, Generation, ModelEntry
-from arena.selectors import battle_excluded_reason
+from arena.selectors import battle_excluded_reason, models_version
 from ranking.services import leaderboard_refresh_soon
 from ranking.tallies import tally_record
 from voting.categories import battle_categories, format_categories
@@ -48,7 +48,21 @@ def voter_resolve(*, voter_id: int | None, session_key: str, ip: str | None, use
     return voter_create(session_key=session_key, ip=ip, user_id=user_id)
 
 
+_identity_memo: dict[str, list[str]] = {}
+
+
 def _identity_terms() -> list[str]:
+    """Every name that would give a model away, remembered until any model changes (read on every vote)."""
+    version = models_version()
+    terms = _identity_memo.get(version)
+    if terms is None:
+        terms = _identity_terms_load()
+        _identity_memo.clear()
+        _identity_memo[version] = terms
+    return terms
+
+
+def _identity_terms_load() -> list[str]:
     names: list[str] = []
     for slug, name, org, config in ModelEntry.objects.values_list(
         "slug", "display_name", "organization", "backend_config"
@@ -137,7 +151,13 @@ def vote_cast(
 def _vote_write(
     *, code: str, voter: Voter, choice: str, origin: VoteOrigin, criteria: dict[str, str]
 ) -> Vote:
-    battle = Battle.objects.select_for_update().filter(code=code).first()
+    # Only the battle row is locked; its models come along for the answer's reveal.
+    battle = (
+        Battle.objects.select_for_update(of=("self",))
+        .select_related("model_a", "model_b")
+        .filter(code=code)
+        .first()
+    )
     if battle is None:
         raise NotFound("No battle with this code.")
     if battle.voter_id != voter.id:
@@ -151,7 +171,7 @@ def _vote_write(
     generations = list(battle.generations.order_by("turn"))
     leak = leak_find([(g.side, g.output) for g in generations], _identity_terms())
     # An answer hidden by the content filter voids the vote like a leak does: it is in the battle itself.
-    excluded = battle_excluded_reason(battle)
+    excluded = battle_excluded_reason(battle, generations)
     fresh = Voter.objects.select_for_update().get(id=voter.id)
     now = timezone.now()
     seconds = (now - battle.ready_at).total_seconds() if battle.ready_at else None
@@ -182,6 +202,8 @@ def _vote_write(
         Voter.objects.filter(id=fresh.id).update(fingerprint_hash=origin.fingerprint_hash)
     battle.status = Battle.Status.VOTED
     battle.save(update_fields=["status", "updated_at"])
+    # The answer's state is built from these rows (vote.battle.vote is this vote): nothing is read again.
+    battle._prefetched_objects_cache = {"generations": generations}
     if vote.counted:
         tally_record(votes=[vote], sign=+1)
         leaderboard_refresh_soon(modality=battle.modality)

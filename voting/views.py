@@ -61,7 +61,7 @@ def vote(request: HttpRequest, code: str) -> HttpResponse:
         captcha=payload.get("captcha"),
     )
     origin = vote_origin(ip=ip, fingerprint=payload.get("fingerprint"))
-    vote_cast(
+    cast = vote_cast(
         code=code, voter=voter, choice=payload.get("choice"), origin=origin, criteria=payload.get("criteria")
     )
-    return JsonResponse({"state": battle_state(battle_for_voter(code=code, voter_id=voter.id))})
+    return JsonResponse({"state": battle_state(cast.battle)})

@@ -40,3 +40,34 @@ def test_saving_adding_or_retargeting_a_model_is_seen_by_the_next_draw(make_mode
     assert targets[first.id] == frozenset({second.id})
     second.delete()
     assert _ids() == {first.id}
+
+
+@pytest.mark.django_db
+def test_a_model_added_between_votes_is_looked_for_in_the_next_answers(make_model, alice):
+    from django.utils import timezone
+
+    from arena.models import Battle, Generation
+    from tests.support.challenge import vote_post
+    from tests.support.media import client_voter
+    from voting.models import Vote
+
+    voter = client_voter(alice)
+    a, b = make_model(), make_model()
+
+    def battle_saying(text: str) -> Battle:
+        battle = Battle.objects.create(
+            voter=voter, model_a=a, model_b=b, conversation=["hi"], status="ready", ready_at=timezone.now()
+        )
+        for side, model in (("a", a), ("b", b)):
+            Generation.objects.create(
+                battle=battle, turn=0, side=side, model=model, status="done", output=text
+            )
+        return battle
+
+    first = battle_saying("I am Zephyrine, your helpful assistant.")
+    assert vote_post(alice, first.code, "a").status_code == 200
+    assert Vote.objects.get(battle=first).counted, "no model is called Zephyrine yet"
+    make_model(backend_config={"persona": "concise", "aliases": ["Zephyrine"]})
+    second = battle_saying("I am Zephyrine, your helpful assistant.")
+    assert vote_post(alice, second.code, "a").status_code == 200
+    assert not Vote.objects.get(battle=second).counted, "the new model's alias was missed"
