@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.cache import cache
+
 from arena.models import Modality, ModelEntry
 from arena.selectors import model_thumbnails
-from ranking.models import LeaderboardSnapshot
+from ranking.models import LeaderboardSnapshot, PairTally
 from ranking.publication import snapshot_public
 
 HISTORY_POINTS = 30
@@ -34,9 +36,37 @@ def rating_history(*, modality: str, category: str = "", style_control: bool = F
     ]
 
 
+# A board's page is read far more often than it changes: its payload is kept per public snapshot (a new,
+# published, frozen or unfrozen snapshot is a new key) and at most this long, for the history and thumbnails.
+BOARD_CACHE_SECONDS = 30
+
+
 def board_payload(*, modality: str, category: str = "", style_control: bool = False) -> dict[str, Any]:
-    """The JSON a leaderboard page renders: the latest snapshot plus the rating history."""
+    """The JSON a leaderboard page renders: the public snapshot plus the rating history."""
     snapshot = snapshot_latest(modality=modality, category=category, style_control=style_control)
+    key = f"arena:board:{modality}:{category}:{int(style_control)}:{snapshot.id if snapshot else 0}"
+    payload = cache.get(key)
+    if payload is None:
+        payload = _board_payload(snapshot, modality=modality, category=category, style_control=style_control)
+        cache.set(key, payload, BOARD_CACHE_SECONDS)
+    return payload
+
+
+def board_categories(modality: str) -> set[str]:
+    """The boards of a modality that have votes, for the page's category menu."""
+    key = f"arena:board-categories:{modality}"
+    present = cache.get(key)
+    if present is None:
+        present = set(
+            PairTally.objects.filter(modality=modality).values_list("category", flat=True).distinct()
+        )
+        cache.set(key, present, BOARD_CACHE_SECONDS)
+    return present
+
+
+def _board_payload(
+    snapshot: LeaderboardSnapshot | None, *, modality: str, category: str, style_control: bool
+) -> dict[str, Any]:
     base: dict[str, Any] = {"modality": modality, "category": category, "style_control": style_control}
     if snapshot is None:
         return {**base, "snapshot": None, "history": [], "thumbnails": {}}

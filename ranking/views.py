@@ -9,8 +9,7 @@ from django.views.decorators.http import require_GET
 from arena.errors import InvalidInput, NotFound
 from arena.models import Modality
 from arena.web import json_errors
-from ranking.models import PairTally
-from ranking.selectors import board_payload
+from ranking.selectors import board_categories, board_payload
 from voting.categories import board_labels
 
 
@@ -38,7 +37,7 @@ def leaderboard_page(request: HttpRequest, modality: str) -> HttpResponse:
         category, style = _board_args(request, modality)
     except (InvalidInput, NotFound) as exc:
         return render(request, "ranking/leaderboard.html", {"error": exc.message}, status=exc.status)
-    present = set(PairTally.objects.filter(modality=modality).values_list("category", flat=True).distinct())
+    present = board_categories(modality)
     context = {
         "payload": board_payload(modality=modality, category=category, style_control=style),
         "modality": modality,
