@@ -41,10 +41,22 @@ def rating_history(*, modality: str, category: str = "", style_control: bool = F
 BOARD_CACHE_SECONDS = 30
 
 
+def _board_key(
+    kind: str, snapshot: LeaderboardSnapshot | None, modality: str, category: str, style: bool
+) -> str:
+    return f"arena:{kind}:{modality}:{category}:{int(style)}:{snapshot.id if snapshot else 0}"
+
+
+def board_page_key(*, modality: str, category: str = "", style_control: bool = False) -> str:
+    """A cache key for a rendering of this board, new whenever its public snapshot changes."""
+    snapshot = snapshot_latest(modality=modality, category=category, style_control=style_control)
+    return _board_key("board-page", snapshot, modality, category, style_control)
+
+
 def board_payload(*, modality: str, category: str = "", style_control: bool = False) -> dict[str, Any]:
     """The JSON a leaderboard page renders: the public snapshot plus the rating history."""
     snapshot = snapshot_latest(modality=modality, category=category, style_control=style_control)
-    key = f"arena:board:{modality}:{category}:{int(style_control)}:{snapshot.id if snapshot else 0}"
+    key = _board_key("board", snapshot, modality, category, style_control)
     payload = cache.get(key)
     if payload is None:
         payload = _board_payload(snapshot, modality=modality, category=category, style_control=style_control)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
 from arena.errors import InvalidInput, NotFound
 from arena.models import Modality
 from arena.web import json_errors
-from ranking.selectors import board_categories, board_payload
+from ranking.selectors import BOARD_CACHE_SECONDS, board_categories, board_page_key, board_payload
 from voting.categories import board_labels
 
 
@@ -37,15 +39,22 @@ def leaderboard_page(request: HttpRequest, modality: str) -> HttpResponse:
         category, style = _board_args(request, modality)
     except (InvalidInput, NotFound) as exc:
         return render(request, "ranking/leaderboard.html", {"error": exc.message}, status=exc.status)
-    present = board_categories(modality)
-    context = {
-        "payload": board_payload(modality=modality, category=category, style_control=style),
-        "modality": modality,
-        "modality_label": Modality(modality).label,
-        "modalities": Modality.choices,
-        "categories": [(key, label) for key, label in board_labels().items() if key in present],
-    }
-    return render(request, "ranking/leaderboard.html", context)
+    # The page holds nothing personal (no form, no token): one rendering serves every visitor until the
+    # public snapshot changes (the key names it) or BOARD_CACHE_SECONDS pass.
+    key = board_page_key(modality=modality, category=category, style_control=style)
+    html = cache.get(key)
+    if html is None:
+        present = board_categories(modality)
+        context = {
+            "payload": board_payload(modality=modality, category=category, style_control=style),
+            "modality": modality,
+            "modality_label": Modality(modality).label,
+            "modalities": Modality.choices,
+            "categories": [(k, label) for k, label in board_labels().items() if k in present],
+        }
+        html = render_to_string("ranking/leaderboard.html", context)
+        cache.set(key, html, BOARD_CACHE_SECONDS)
+    return HttpResponse(html)
 
 
 @require_GET
