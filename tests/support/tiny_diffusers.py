@@ -39,7 +39,7 @@ SIZE = 64  # the UNet's sample size times the VAE's scale factor: the default im
 SafetyChecker = Literal["none", "flag", "pass"]
 
 
-def _bytes_to_unicode() -> dict[int, str]:
+def bytes_to_unicode() -> dict[int, str]:
     """GPT-2 / CLIP's reversible map from bytes to printable characters (the alphabet of byte-level BPE)."""
     printable = [
         *range(ord("!"), ord("~") + 1),
@@ -60,7 +60,7 @@ def tiny_tokenizer_files(directory: Path) -> Path:
     """Write vocab.json and merges.txt of a tiny CLIP BPE: every byte alone and word-final, then one merge
     chain per word of WORDS (c-a, ca-t</w>), then the two special tokens."""
     directory.mkdir(parents=True, exist_ok=True)
-    alphabet = list(_bytes_to_unicode().values())
+    alphabet = list(bytes_to_unicode().values())
     vocab: dict[str, int] = {}
     for token in [*alphabet, *(f"{char}</w>" for char in alphabet)]:
         vocab.setdefault(token, len(vocab))

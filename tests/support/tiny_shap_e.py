@@ -38,6 +38,8 @@ from transformers import (
     CLIPVisionModel,
 )
 
+from tests.support.tiny_diffusers import bytes_to_unicode
+
 EMBED_DIM = 16  # the prior's latent width (renderer d_latent) and the CLIP encoders' width
 NUM_EMBEDDINGS = 32  # latent vectors; the renderer's four projected layers take RENDERER_DIM each
 RENDERER_DIM = 8
@@ -132,26 +134,9 @@ def marching_cubes_table() -> tuple[torch.Tensor, torch.Tensor]:
     return cases, masks
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2 / CLIP byte-level BPE's byte -> printable character map."""
-    printable = [
-        *range(ord("!"), ord("~") + 1),
-        *range(ord("¡"), ord("¬") + 1),
-        *range(ord("®"), ord("ÿ") + 1),
-    ]
-    chars = list(printable)
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            chars.append(256 + extra)
-            extra += 1
-    return {byte: chr(char) for byte, char in zip(printable, chars, strict=True)}
-
-
 def tiny_clip_tokenizer(directory: Path) -> CLIPTokenizer:
     """A CLIP tokenizer over a hand-written byte-level BPE vocabulary, loaded from the files it writes."""
-    symbols = list(_bytes_to_unicode().values())
+    symbols = list(bytes_to_unicode().values())
     vocab_list = ["<|startoftext|>", "<|endoftext|>", *symbols, *(s + "</w>" for s in symbols)]
     merges = ["t h", "th e</w>", "a n", "an d</w>", "c h", "a i", "ai r</w>", "r e"]
     for merge in merges:

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from . import loading
 from .base import BackendConfigError, BackendError, MediaBackend, MediaRequest, MediaResult, ProgressCallback
+from .loading import LoadCache
 
 if TYPE_CHECKING:
     import torch
@@ -160,9 +162,7 @@ class LoadedPipeline:
 
 PipelineKey = tuple[str, str, str, bool]  # (resolved path, device, dtype name, safety checker kept)
 
-_pipelines: dict[PipelineKey, LoadedPipeline] = {}
-_pipelines_lock = threading.Lock()  # guards _pipelines and _key_locks, never held while loading
-_key_locks: dict[PipelineKey, threading.Lock] = {}
+_pipelines: LoadCache[PipelineKey, LoadedPipeline] = LoadCache()
 
 
 def pipeline_get(config: Mapping[str, Any]) -> LoadedPipeline:
@@ -177,61 +177,25 @@ def pipeline_get(config: Mapping[str, Any]) -> LoadedPipeline:
 
 
 def device_resolve(device: str) -> torch.device:
-    """A config device as a torch device that exists on this machine."""
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise BackendError("This worker has no CUDA device.")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise BackendError(f"This worker has no CUDA device {resolved.index}.")
-    return resolved
+    return loading.device_resolve(device)
 
 
 def dtype_resolve(dtype: str, device: torch.device) -> torch.dtype:
-    """'auto' is float16 on a GPU (what Stable Diffusion checkpoints are published in) and float32 on a CPU,
-    where half precision is slow or unsupported."""
-    import torch
-
-    if dtype != "auto":
-        return getattr(torch, dtype)
-    return torch.float16 if device.type == "cuda" else torch.float32
+    """'auto' is float16 on a GPU (what Stable Diffusion checkpoints are published in), float32 on a CPU."""
+    return loading.half_on_gpu(dtype, device)
 
 
 def pipeline_load(
     path: Path, device: torch.device, dtype: torch.dtype, safety_checker: bool
 ) -> LoadedPipeline:
-    """Load once per process and key; concurrent callers for the same key wait for the first load.
-
-    A per-key lock (not one global lock), so loading a big model does not stall battles on loaded ones.
-    Failures are not cached: the next battle tries again (the files may have appeared, memory been freed).
-    """
-    key: PipelineKey = (str(path.resolve()), str(device), str(dtype).removeprefix("torch."), safety_checker)
-    with _pipelines_lock:
-        if key in _pipelines:
-            return _pipelines[key]
-        key_lock = _key_locks.setdefault(key, threading.Lock())
-    with key_lock:
-        with _pipelines_lock:
-            if key in _pipelines:  # loaded by the thread we waited for
-                return _pipelines[key]
-        loaded = _pipeline_read(path, device, dtype, safety_checker)
-        with _pipelines_lock:
-            _pipelines[key] = loaded
-        return loaded
+    """Load once per process and key (see loading.LoadCache)."""
+    key: PipelineKey = (str(path.resolve()), str(device), loading.dtype_name(dtype), safety_checker)
+    return _pipelines.get(key, lambda: _pipeline_read(path, device, dtype, safety_checker))
 
 
 def pipeline_cache_clear() -> None:
     """Forget every loaded pipeline (tests; a worker freeing memory). Generations in flight keep theirs."""
-    import torch
-
-    with _pipelines_lock:
-        _pipelines.clear()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    _pipelines.clear()
 
 
 def _pipeline_read(

@@ -32,7 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from . import loading
 from .base import BackendConfigError, BackendError, MediaBackend, MediaRequest, MediaResult, ProgressCallback
+from .loading import LoadCache
 from .transformers_local import DEVICE_RE, DTYPE_NAMES
 
 if TYPE_CHECKING:
@@ -190,9 +192,7 @@ class LoadedPipeline:
 
 PipelineKey = tuple[str, str, str, str]  # (resolved path, mode, device, dtype name)
 
-_pipelines: dict[PipelineKey, LoadedPipeline] = {}
-_pipelines_lock = threading.Lock()  # guards _pipelines and _key_locks, never held while loading
-_key_locks: dict[PipelineKey, threading.Lock] = {}
+_pipelines: LoadCache[PipelineKey, LoadedPipeline] = LoadCache()
 
 
 def pipeline_get(config: Mapping[str, Any]) -> LoadedPipeline:
@@ -207,47 +207,23 @@ def pipeline_get(config: Mapping[str, Any]) -> LoadedPipeline:
 
 
 def device_resolve(device: str) -> torch.device:
-    from .transformers_runtime import device_resolve as resolve
-
-    return resolve(device)
+    return loading.device_resolve(device)
 
 
 def dtype_resolve(dtype: str, device: torch.device) -> torch.dtype:
-    """'auto' is float16 on a GPU (Shap-E runs well in half precision there) and float32 on a CPU, where half
-    precision is slow or unsupported."""
-    import torch
-
-    if dtype != "auto":
-        return getattr(torch, dtype)
-    return torch.float16 if device.type == "cuda" else torch.float32
+    """'auto' is float16 on a GPU (Shap-E runs well in half precision there), float32 on a CPU."""
+    return loading.half_on_gpu(dtype, device)
 
 
 def pipeline_load(path: Path, mode: str, device: torch.device, dtype: torch.dtype) -> LoadedPipeline:
-    """Load once per process and key; concurrent callers for the same key wait for the first load. Failures
-    are not cached: the next battle tries again."""
-    key: PipelineKey = (str(path.resolve()), mode, str(device), str(dtype).removeprefix("torch."))
-    with _pipelines_lock:
-        if key in _pipelines:
-            return _pipelines[key]
-        key_lock = _key_locks.setdefault(key, threading.Lock())
-    with key_lock:
-        with _pipelines_lock:
-            if key in _pipelines:  # loaded by the thread we waited for
-                return _pipelines[key]
-        loaded = _pipeline_read(path, mode, device, dtype)
-        with _pipelines_lock:
-            _pipelines[key] = loaded
-        return loaded
+    """Load once per process and key (see loading.LoadCache)."""
+    key: PipelineKey = (str(path.resolve()), mode, str(device), loading.dtype_name(dtype))
+    return _pipelines.get(key, lambda: _pipeline_read(path, mode, device, dtype))
 
 
 def pipeline_cache_clear() -> None:
     """Forget every loaded pipeline (tests; a worker freeing memory). Generations in flight keep theirs."""
-    import torch
-
-    with _pipelines_lock:
-        _pipelines.clear()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    _pipelines.clear()
 
 
 def _pipeline_read(path: Path, mode: str, device: torch.device, dtype: torch.dtype) -> LoadedPipeline:

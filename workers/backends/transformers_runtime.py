@@ -32,7 +32,9 @@ from transformers import (
 )
 from transformers.generation import TemperatureLogitsWarper, TopPLogitsWarper
 
+from . import loading
 from .base import BackendError, GenerationParams, GenerationRequest, Usage
+from .loading import LoadCache
 from .transformers_local import DTYPE_NAMES
 
 DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
@@ -53,9 +55,7 @@ class LoadedModel:
 
 ModelKey = tuple[str, str, str]  # (resolved path, device, dtype name)
 
-_models: dict[ModelKey, LoadedModel] = {}
-_models_lock = threading.Lock()  # guards _models and _key_locks, never held while loading
-_key_locks: dict[ModelKey, threading.Lock] = {}
+_models: LoadCache[ModelKey, LoadedModel] = LoadCache()
 
 
 def model_get(config: Mapping[str, Any]) -> LoadedModel:
@@ -79,16 +79,7 @@ def answer_stream(loaded: LoadedModel, request: GenerationRequest, usage: Usage)
 
 
 def device_resolve(device: str) -> torch.device:
-    """Turn a config device into a torch device that exists on this machine."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise BackendError("this worker has no CUDA device")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise BackendError(f"this worker has no CUDA device {resolved.index}")
-    return resolved
+    return loading.device_resolve(device)
 
 
 def dtype_resolve(dtype: str, path: Path, device: torch.device) -> torch.dtype:
@@ -114,32 +105,14 @@ def _checkpoint_dtype(path: Path) -> torch.dtype | None:
 
 
 def model_load(path: Path, device: torch.device, dtype: torch.dtype) -> LoadedModel:
-    """Load once per process and key; concurrent callers for the same key wait for the first load.
-
-    A per-key lock (not one global lock), so loading a big model does not stall battles on loaded models.
-    Failures are not cached: the next battle tries again (the GPU may have been freed meanwhile).
-    """
-    key: ModelKey = (str(path.resolve()), str(device), str(dtype).removeprefix("torch."))
-    with _models_lock:
-        if key in _models:
-            return _models[key]
-        key_lock = _key_locks.setdefault(key, threading.Lock())
-    with key_lock:
-        with _models_lock:
-            if key in _models:  # loaded by the thread we waited for
-                return _models[key]
-        loaded = _model_read(path, device, dtype)
-        with _models_lock:
-            _models[key] = loaded
-        return loaded
+    """Load once per process and key (see loading.LoadCache)."""
+    key: ModelKey = (str(path.resolve()), str(device), loading.dtype_name(dtype))
+    return _models.get(key, lambda: _model_read(path, device, dtype))
 
 
 def model_cache_clear() -> None:
     """Forget every loaded model (tests; a worker freeing memory). Answers in flight keep their reference."""
-    with _models_lock:
-        _models.clear()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    _models.clear()
 
 
 def _model_read(path: Path, device: torch.device, dtype: torch.dtype) -> LoadedModel:
