@@ -34,6 +34,13 @@ def snapshot_public(
     return board.filter(frozen=True).first() or board.filter(published=True).first()
 
 
+def snapshot_public_id(*, modality: str, category: str = "", style_control: bool = False) -> int | None:
+    """The public snapshot's id alone (what cache keys need), without reading its data."""
+    board = board_snapshots(modality=modality, category=category, style_control=style_control)
+    ids = board.values_list("id", flat=True)
+    return ids.filter(frozen=True).first() or ids.filter(published=True).first()
+
+
 def snapshot_publish(
     *, snapshot_id: int, published: bool, actor_id: int, reason: str = ""
 ) -> AuditEntry | None:

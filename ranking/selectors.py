@@ -9,7 +9,7 @@ from django.core.cache import cache
 from arena.models import Modality, ModelEntry
 from arena.selectors import model_thumbnails
 from ranking.models import LeaderboardSnapshot, PairTally
-from ranking.publication import snapshot_public
+from ranking.publication import snapshot_public, snapshot_public_id
 
 HISTORY_POINTS = 30
 
@@ -41,24 +41,29 @@ def rating_history(*, modality: str, category: str = "", style_control: bool = F
 BOARD_CACHE_SECONDS = 30
 
 
-def _board_key(
-    kind: str, snapshot: LeaderboardSnapshot | None, modality: str, category: str, style: bool
-) -> str:
-    return f"arena:{kind}:{modality}:{category}:{int(style)}:{snapshot.id if snapshot else 0}"
+def _board_key(kind: str, snapshot_id: int | None, modality: str, category: str, style: bool) -> str:
+    return f"arena:{kind}:{modality}:{category}:{int(style)}:{snapshot_id or 0}"
 
 
-def board_page_key(*, modality: str, category: str = "", style_control: bool = False) -> str:
+def board_page_key(*, snapshot_id: int | None, modality: str, category: str, style_control: bool) -> str:
     """A cache key for a rendering of this board, new whenever its public snapshot changes."""
-    snapshot = snapshot_latest(modality=modality, category=category, style_control=style_control)
-    return _board_key("board-page", snapshot, modality, category, style_control)
+    return _board_key("board-page", snapshot_id, modality, category, style_control)
 
 
-def board_payload(*, modality: str, category: str = "", style_control: bool = False) -> dict[str, Any]:
-    """The JSON a leaderboard page renders: the public snapshot plus the rating history."""
-    snapshot = snapshot_latest(modality=modality, category=category, style_control=style_control)
-    key = _board_key("board", snapshot, modality, category, style_control)
+_UNKNOWN = -1
+
+
+def board_payload(
+    *, modality: str, category: str = "", style_control: bool = False, snapshot_id: int | None = _UNKNOWN
+) -> dict[str, Any]:
+    """The JSON a leaderboard page renders: the public snapshot plus the rating history. A caller that has
+    just read the public snapshot's id passes it (snapshot_public_id)."""
+    if snapshot_id == _UNKNOWN:
+        snapshot_id = snapshot_public_id(modality=modality, category=category, style_control=style_control)
+    key = _board_key("board", snapshot_id, modality, category, style_control)
     payload = cache.get(key)
     if payload is None:
+        snapshot = LeaderboardSnapshot.objects.filter(id=snapshot_id).first() if snapshot_id else None
         payload = _board_payload(snapshot, modality=modality, category=category, style_control=style_control)
         cache.set(key, payload, BOARD_CACHE_SECONDS)
     return payload

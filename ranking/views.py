@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET
 from arena.errors import InvalidInput, NotFound
 from arena.models import Modality
 from arena.web import json_errors
+from ranking.publication import snapshot_public_id
 from ranking.selectors import BOARD_CACHE_SECONDS, board_categories, board_page_key, board_payload
 from voting.categories import board_labels
 
@@ -41,12 +42,16 @@ def leaderboard_page(request: HttpRequest, modality: str) -> HttpResponse:
         return render(request, "ranking/leaderboard.html", {"error": exc.message}, status=exc.status)
     # The page holds nothing personal (no form, no token): one rendering serves every visitor until the
     # public snapshot changes (the key names it) or BOARD_CACHE_SECONDS pass.
-    key = board_page_key(modality=modality, category=category, style_control=style)
+    snapshot_id = snapshot_public_id(modality=modality, category=category, style_control=style)
+    key = board_page_key(snapshot_id=snapshot_id, modality=modality, category=category, style_control=style)
     html = cache.get(key)
     if html is None:
         present = board_categories(modality)
+        payload = board_payload(
+            modality=modality, category=category, style_control=style, snapshot_id=snapshot_id
+        )
         context = {
-            "payload": board_payload(modality=modality, category=category, style_control=style),
+            "payload": payload,
             "modality": modality,
             "modality_label": Modality(modality).label,
             "modalities": Modality.choices,
