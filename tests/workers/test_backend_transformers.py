@@ -266,7 +266,7 @@ def test_cuda_device_this_machine_lacks_is_a_backend_error(model_dir: Path) -> N
 
 def test_missing_model_directory_is_a_backend_error_that_hides_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "secret-model-name"
-    with pytest.raises(BackendError, match="model files not found") as caught:
+    with pytest.raises(BackendError, match="model files were not found") as caught:
         list(backend(missing).stream(ask()))
     assert "secret-model-name" not in str(caught.value)
 

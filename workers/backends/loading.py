@@ -3,17 +3,31 @@ cache of loaded models. Importing this module does not import torch; its functio
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import Callable, Hashable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .base import BackendError
 
 if TYPE_CHECKING:
     import torch
 
+logger = logging.getLogger(__name__)
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+
+def model_dir(config: Mapping[str, Any]) -> Path:
+    """A validated config's `model_path` as a directory that exists on this worker."""
+    path = Path(config["model_path"]).expanduser()
+    if not path.is_dir():
+        # The path is not in the voter's message: it is internal and often names the model.
+        logger.error("model directory not found on this worker: %s", path)
+        raise BackendError("The model files were not found on this worker.")
+    return path
 
 
 def device_resolve(device: str) -> torch.device:

@@ -45,20 +45,8 @@ class OpenAICompatBackend(TextBackend):
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
-        if isinstance(config, Mapping) and "api_key" in config:
-            # Checked first so the key is never echoed in another field's error.
-            raise BackendConfigError(
-                "api_key must not be stored in the config; put it in an environment variable and name it in "
-                "api_key_env"
-            )
-        cleaned = super().validate_config(config)
-        cleaned["base_url"] = _base_url_clean(cleaned.get("base_url"))
-        model = cleaned.get("model")
-        if not isinstance(model, str) or not model.strip():
-            raise BackendConfigError("model is required: the model name the server expects")
-        env_name = cleaned.get("api_key_env")
-        if env_name is not None and (not isinstance(env_name, str) or not ENV_NAME_RE.match(env_name)):
-            raise BackendConfigError(f"api_key_env must be an environment variable name, got {env_name!r}")
+        api_key_refuse(config)
+        cleaned = endpoint_fields_clean(super().validate_config(config))
         cleaned["timeout"] = _seconds(cleaned, "timeout", DEFAULT_TIMEOUT_S)
         cleaned["max_time"] = _seconds(cleaned, "max_time", DEFAULT_MAX_TIME_S)
         cleaned["extra_body"] = _extra_body_clean(cleaned.get("extra_body"))
@@ -143,6 +131,27 @@ class OpenAICompatBackend(TextBackend):
                 prompt_tokens=_int_or_none(usage.get("prompt_tokens")),
                 output_tokens=_int_or_none(usage.get("completion_tokens")),
             )
+
+
+def api_key_refuse(config: object) -> None:
+    """Checked before anything else, so a key stored by mistake is never echoed in another field's error."""
+    if isinstance(config, Mapping) and "api_key" in config:
+        raise BackendConfigError(
+            "api_key must not be stored in the config; put it in an environment variable and name it in "
+            "api_key_env"
+        )
+
+
+def endpoint_fields_clean(cleaned: dict[str, Any]) -> dict[str, Any]:
+    """The fields every OpenAI-compatible endpoint config has: base_url, model, api_key_env."""
+    cleaned["base_url"] = _base_url_clean(cleaned.get("base_url"))
+    model = cleaned.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise BackendConfigError("model is required: the model name the server expects")
+    env_name = cleaned.get("api_key_env")
+    if env_name is not None and (not isinstance(env_name, str) or not ENV_NAME_RE.match(env_name)):
+        raise BackendConfigError(f"api_key_env must be an environment variable name, got {env_name!r}")
+    return cleaned
 
 
 def _base_url_clean(value: Any) -> str:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .base import BackendConfigError, BackendError, MediaBackend, MediaRequest, MediaResult, ProgressCallback
-from .openai_compat import ENV_NAME_RE, _base_url_clean, _client, _error_text, _Scrubber, _seconds
+from .openai_compat import _client, _error_text, _Scrubber, _seconds, api_key_refuse, endpoint_fields_clean
 
 logger = logging.getLogger(__name__)
 
@@ -67,20 +67,8 @@ class OpenAIImagesBackend(MediaBackend):
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
-        if isinstance(config, Mapping) and "api_key" in config:
-            # Checked first so the key is never echoed in another field's error.
-            raise BackendConfigError(
-                "api_key must not be stored in the config; put it in an environment variable and name it in "
-                "api_key_env"
-            )
-        cleaned = super().validate_config(config)
-        cleaned["base_url"] = _base_url_clean(cleaned.get("base_url"))
-        model = cleaned.get("model")
-        if not isinstance(model, str) or not model.strip():
-            raise BackendConfigError("model is required: the model name the server expects")
-        env_name = cleaned.get("api_key_env")
-        if env_name is not None and (not isinstance(env_name, str) or not ENV_NAME_RE.match(env_name)):
-            raise BackendConfigError(f"api_key_env must be an environment variable name, got {env_name!r}")
+        api_key_refuse(config)
+        cleaned = endpoint_fields_clean(super().validate_config(config))
         size = cleaned.get("size")
         if size is not None and (not isinstance(size, str) or not SIZE_RE.match(size)):
             raise BackendConfigError(f"size must be WIDTHxHEIGHT (e.g. '1024x1024') or 'auto', got {size!r}")

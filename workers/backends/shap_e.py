@@ -197,11 +197,7 @@ _pipelines: LoadCache[PipelineKey, LoadedPipeline] = LoadCache()
 
 def pipeline_get(config: Mapping[str, Any]) -> LoadedPipeline:
     """The loaded pipeline for a validated ShapEBackend config, from the process cache."""
-    path = Path(config["model_path"]).expanduser()
-    if not path.is_dir():
-        # The path is not in the message: it is internal and often names the model.
-        logger.error("Shap-E model directory not found: %s", path)
-        raise BackendError("The model files were not found on this worker.")
+    path = loading.model_dir(config)
     device = device_resolve(config["device"])
     return pipeline_load(path, config["mode"], device, dtype_resolve(config["dtype"], device))
 

@@ -60,10 +60,7 @@ _models: LoadCache[ModelKey, LoadedModel] = LoadCache()
 
 def model_get(config: Mapping[str, Any]) -> LoadedModel:
     """The loaded model for a validated TransformersBackend config, from the process cache."""
-    path = Path(config["model_path"]).expanduser()
-    if not path.is_dir():
-        # The path is not in the message: it is internal and often names the model.
-        raise BackendError("model files not found on this worker")
+    path = loading.model_dir(config)
     device = device_resolve(config["device"])
     return model_load(path, device, dtype_resolve(config["dtype"], path, device))
 
