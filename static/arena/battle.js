@@ -456,6 +456,7 @@ async function randomPrompt() {
 
 $("prompt-form").addEventListener("submit", submitPrompt);
 $("prompt").addEventListener("input", updateCounter);
+updateCounter();  // the server's "0 / 30000" in the page's own number format
 $("new-battle").addEventListener("click", newBattle);
 $("random-prompt").addEventListener("click", randomPrompt);
 if ($("gallery-battle")) $("gallery-battle").addEventListener("click", galleryBattle);

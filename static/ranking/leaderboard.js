@@ -108,6 +108,10 @@ function render() {
   const models = visibleModels();
   const snapshot = payload.snapshot;
   $("empty").hidden = Boolean(snapshot && snapshot.models.length);
+  // A young board has only provisional models, which are hidden by default: say so instead of an empty table.
+  const hidden = snapshot ? snapshot.models.length - models.length : 0;
+  $("all-provisional").hidden = !(snapshot && snapshot.models.length && !models.length);
+  $("all-provisional").textContent = `All ${hidden} model${hidden === 1 ? " is" : "s are"} still provisional (too few battles for a stable rating). Tick "Show provisional" to see them.`;
   $("updated").textContent = snapshot ? `Updated ${new Date(snapshot.created_at).toLocaleString()} · ${snapshot.n_votes} vote${snapshot.n_votes === 1 ? "" : "s"}` : "";
   renderTable(models);
   const coefficients = snapshot ? Object.entries(snapshot.style_coefficients || {}) : [];
