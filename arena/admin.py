@@ -212,7 +212,8 @@ class BattleAdmin(admin.ModelAdmin):
     list_filter = ["status", "modality"]
     search_fields = ["code"]
     list_select_related = ["model_a", "model_b"]
-    readonly_fields = ["code", "voter", "model_a", "model_b", "created_at", "ready_at"]
+    # input_image is a storage name under a random key; it is shown as the picture in the review below.
+    readonly_fields = ["code", "voter", "model_a", "model_b", "input_image", "created_at", "ready_at"]
     exclude = ["conversation"]  # shown turn by turn with both answers
     inlines = [GenerationInline]
     actions = ["export_jsonl"]
