@@ -7,6 +7,8 @@ import secrets
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from arena.media import MediaInfo
+
 
 def public_code() -> str:
     """Random public id for URLs and websocket groups; integer pks never leave the server."""
@@ -156,7 +158,26 @@ class Battle(models.Model):
         return len(self.conversation)
 
 
-class Generation(models.Model):
+class StoredMedia(models.Model):
+    """An image or 3D file in the default storage under a random name (arena.media), and what it is. The
+    browser only ever sees a battle's own URL for it (/m/<code>/<turn>/<side>.<ext>), never the name."""
+
+    media_name = models.CharField(max_length=255, blank=True)
+    # png, jpg, webp, glb, gltf, obj, ply, splat, spz
+    media_format = models.CharField(max_length=8, blank=True)
+    media_kind = models.CharField(max_length=8, blank=True)  # image, mesh, splat
+    media_meta = models.JSONField(default=dict, blank=True)  # size, vertex/face/splat counts, textured
+    thumbnail_name = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def media_info(self) -> MediaInfo:
+        return MediaInfo(self.media_format, self.media_kind, self.media_meta)
+
+
+class Generation(StoredMedia):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
@@ -172,15 +193,7 @@ class Generation(models.Model):
     side = models.CharField(max_length=1, choices=Side.choices)
     model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="generations")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    output = models.TextField(blank=True)
-    # Image and 3D answers: a file in the default storage under a random name (arena.media). The browser
-    # only ever sees the battle's own URL for it (/m/<code>/<turn>/<side>.<ext>), never this name.
-    media_name = models.CharField(max_length=255, blank=True)
-    # png, jpg, webp, glb, gltf, obj, ply, splat, spz
-    media_format = models.CharField(max_length=8, blank=True)
-    media_kind = models.CharField(max_length=8, blank=True)  # image, mesh, splat
-    media_meta = models.JSONField(default=dict, blank=True)  # size, vertex/face/splat counts, textured
-    thumbnail_name = models.CharField(max_length=255, blank=True)
+    output = models.TextField(blank=True)  # text answers; image and 3D ones are StoredMedia
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     queued_at = models.DateTimeField(auto_now_add=True)
@@ -204,16 +217,11 @@ class Generation(models.Model):
         return f"{self.battle_id}/{self.turn}/{self.side}"
 
 
-class GalleryOutput(models.Model):
+class GalleryOutput(StoredMedia):
     """A pre-generated output of one model for one gallery prompt (3D Arena's outputs/<model>/<id>.*)."""
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="gallery_outputs")
     model = models.ForeignKey(ModelEntry, on_delete=models.CASCADE, related_name="gallery_outputs")
-    media_name = models.CharField(max_length=255)
-    media_format = models.CharField(max_length=8)
-    media_kind = models.CharField(max_length=8)
-    media_meta = models.JSONField(default=dict, blank=True)
-    thumbnail_name = models.CharField(max_length=255, blank=True)
     sha256 = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
 

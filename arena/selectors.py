@@ -12,6 +12,7 @@ from django.db.models import Count
 from django.urls import reverse
 
 from arena.errors import NotAllowed, NotFound
+from arena.media import MediaInfo
 from arena.models import Battle, GalleryOutput, Generation, Modality, ModelEntry
 from arena.sampling import Candidate
 from voting.categories import vote_criteria
@@ -181,10 +182,10 @@ def battle_excluded_reason(battle: Battle, generations: list[Generation] | None 
     return None
 
 
-def media_public(*, code: str, turn: int, side: str, fmt: str, kind: str, meta: dict) -> dict[str, Any]:
+def media_public(*, code: str, turn: int, side: str, info: MediaInfo) -> dict[str, Any]:
     """How the page sees an output file: the battle's own URL (never the storage name) and what it is."""
-    url = reverse("arena:battle-media", kwargs={"code": code, "turn": turn, "side": side, "ext": fmt})
-    return {"url": url, "format": fmt, "kind": kind, "meta": meta}
+    url = reverse("arena:battle-media", kwargs={"code": code, "turn": turn, "side": side, "ext": info.format})
+    return {"url": url, "format": info.format, "kind": info.kind, "meta": info.meta}
 
 
 def _side_state(gen: Generation | None, code: str) -> dict[str, Any]:
@@ -200,14 +201,7 @@ def _side_state(gen: Generation | None, code: str) -> dict[str, Any]:
         }
     media = None
     if gen.media_name and gen.status == Generation.Status.DONE:
-        media = media_public(
-            code=code,
-            turn=gen.turn,
-            side=gen.side,
-            fmt=gen.media_format,
-            kind=gen.media_kind,
-            meta=gen.media_meta,
-        )
+        media = media_public(code=code, turn=gen.turn, side=gen.side, info=gen.media_info)
     return {
         "status": gen.status,
         "output": gen.output,
@@ -313,14 +307,7 @@ def _review_media(battle: Battle, gen: Generation | None) -> dict[str, Any] | No
     """An output file as staff see it on the review page: the file, its thumbnail and what it holds."""
     if gen is None or not gen.media_name:
         return None
-    media = media_public(
-        code=battle.code,
-        turn=gen.turn,
-        side=gen.side,
-        fmt=gen.media_format,
-        kind=gen.media_kind,
-        meta=gen.media_meta,
-    )
+    media = media_public(code=battle.code, turn=gen.turn, side=gen.side, info=gen.media_info)
     media["thumbnail"] = _thumbnail_url(gen.thumbnail_name) if gen.thumbnail_name else ""
     media["details"] = ", ".join(f"{k}: {v}" for k, v in gen.media_meta.items())
     return media

@@ -205,8 +205,7 @@ def _render(gen: Generation, progress: _Progress) -> _Rendered:
         stored = GalleryOutput.objects.filter(prompt_id=gen.battle.prompt_id, model_id=gen.model_id).first()
         if stored is None:
             raise GenerationFailed("This gallery has no output of this model for the prompt.")
-        info = MediaInfo(stored.media_format, stored.media_kind, stored.media_meta)
-        return _Rendered(stored.media_name, info, stored.thumbnail_name)
+        return _Rendered(stored.media_name, stored.media_info, stored.thumbnail_name)
     deadline = time.monotonic() + settings.ARENA_GENERATION_SOFT_LIMIT
     with _backend_failures(gen):
         backend = backend_create(gen.model.backend_kind, gen.model.backend_config)
@@ -328,9 +327,7 @@ def _media_run(gen: Generation, progress: _Progress) -> None:
                 default_storage.delete(name)
     if finished and verdict.flagged:
         generation_flag_record(generation_id=gen.id, reasons=verdict.reasons)
-    media = media_public(
-        code=progress.code, turn=gen.turn, side=gen.side, fmt=info.format, kind=info.kind, meta=info.meta
-    )
+    media = media_public(code=progress.code, turn=gen.turn, side=gen.side, info=info)
     event = progress.event("done", output="", media=media, flagged=verdict.flagged)
     _finish(gen, progress, finished=finished, event=event, ok=True)
 
