@@ -173,7 +173,8 @@ class GenerationInline(admin.TabularInline):
         "model",
         "status",
         "flagged",
-        "error",
+        "failure_kind",
+        "error_detail",  # the backend's own words; the voter saw only the neutral text for failure_kind
         "started_at",
         "first_chunk_at",
         "finished_at",

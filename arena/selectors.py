@@ -11,6 +11,13 @@ from django.core.cache import cache
 from django.db.models import Count
 from django.urls import reverse
 
+from arena.disclosure import (
+    countable_battles,
+    public_gallery_outputs,
+    public_generations,
+    public_names,
+    voter_side_error,
+)
 from arena.errors import NotAllowed, NotFound
 from arena.media import MediaInfo
 from arena.models import Battle, GalleryOutput, Generation, Modality, ModelEntry
@@ -137,27 +144,25 @@ def gallery_available(modality: str) -> bool:
 
 
 def thumbnail_public(name: str) -> bool:
-    """Thumbnails anyone may see: a showcase prompt's gallery outputs (never shown in battles) and outputs of
-    voted battles (never shown again). Any other output could give a model away before a vote."""
-    if GalleryOutput.objects.filter(thumbnail_name=name, prompt__showcase=True).exists():
+    """Whether anyone may fetch this thumbnail (arena.disclosure decides: outputs no battle can show again, of
+    models that may be named). Any other output could give a model away before a vote."""
+    if public_gallery_outputs().filter(thumbnail_name=name).exists():
         return True
-    return Generation.objects.filter(thumbnail_name=name, battle__status=Battle.Status.VOTED).exists()
+    return public_generations().filter(thumbnail_name=name).exists()
 
 
 def model_thumbnails(model_ids: list[int]) -> dict[int, str]:
-    """A thumbnail URL per model for the leaderboard: its showcase gallery output, else its latest output in
-    a voted battle that the content filter did not hide."""
+    """A thumbnail URL per model for the leaderboard: its showcase gallery output, else its latest public
+    battle output (see thumbnail_public)."""
     found: dict[int, str] = {}
-    showcase = GalleryOutput.objects.filter(model_id__in=model_ids, prompt__showcase=True).exclude(
-        thumbnail_name=""
-    )
+    showcase = public_gallery_outputs().filter(model_id__in=model_ids).order_by("prompt_id", "id")
     for model_id, name in showcase.values_list("model_id", "thumbnail_name"):
         found.setdefault(model_id, name)
     for model_id in set(model_ids) - set(found):
         name = (
-            Generation.objects.filter(model_id=model_id, battle__status=Battle.Status.VOTED, flagged=False)
-            .exclude(thumbnail_name="")
-            .order_by("-finished_at")
+            public_generations()
+            .filter(model_id=model_id)
+            .order_by("-finished_at", "-id")
             .values_list("thumbnail_name", flat=True)
             .first()
         )
@@ -205,7 +210,7 @@ def _side_state(gen: Generation | None, code: str) -> dict[str, Any]:
     return {
         "status": gen.status,
         "output": gen.output,
-        "error": gen.error,
+        "error": voter_side_error(gen),  # the neutral text for its kind; staff read error_detail
         "attempt": gen.attempts,
         # The page shows a flagged answer only after a click ("show anyway").
         "flagged": gen.flagged,
@@ -352,7 +357,8 @@ def battle_review(battle: Battle) -> dict[str, Any]:
 
 
 def stats_public() -> dict[str, Any]:
-    """Battle and vote counts per modality and per released model, cached briefly (aggregates over votes)."""
+    """Voted battles and votes per modality and per released model, cached briefly. Only voted battles count
+    (arena.disclosure.countable_battles): a counter that moved when a battle started would name its models."""
     key = "arena:stats-public"
     cached = cache.get(key)
     if cached is None:
@@ -361,33 +367,35 @@ def stats_public() -> dict[str, Any]:
     return cached
 
 
+def _counts() -> dict[str, int]:
+    return {"battles": 0, "votes": 0, "counted_votes": 0}
+
+
 def _stats_compute() -> dict[str, Any]:
     from django.db.models import Q
     from django.utils import timezone
 
-    from voting.models import Vote
-
-    modalities = {m: {"battles": 0, "votes": 0, "counted_votes": 0} for m in Modality.values}
-    for row in Battle.objects.values("modality").annotate(n=Count("id")):
+    battles = countable_battles()
+    votes = Vote.objects.filter(battle__in=battles)
+    tally = {"n": Count("id"), "counted": Count("id", Q(counted=True))}
+    modalities = {m: _counts() for m in Modality.values}
+    for row in battles.values("modality").annotate(n=Count("id")):
         modalities[row["modality"]]["battles"] = row["n"]
-    votes = Vote.objects.values("battle__modality").annotate(
-        n=Count("id"), counted=Count("id", Q(counted=True))
-    )
-    for row in votes:
+    for row in votes.values("battle__modality").annotate(**tally):
         modalities[row["battle__modality"]].update(votes=row["n"], counted_votes=row["counted"])
     per_model: dict[int, dict[str, int]] = {}
     for side in ("model_a", "model_b"):
-        for row in Battle.objects.values(side).annotate(n=Count("id")):
-            per_model.setdefault(row[side], {"battles": 0, "votes": 0, "counted_votes": 0})["battles"] += row[
-                "n"
-            ]
-        field = f"battle__{side}"
-        for row in Vote.objects.values(field).annotate(n=Count("id"), counted=Count("id", Q(counted=True))):
-            counts = per_model.setdefault(row[field], {"battles": 0, "votes": 0, "counted_votes": 0})
+        for row in battles.values(side).annotate(n=Count("id")):
+            per_model.setdefault(row[side], _counts())["battles"] += row["n"]
+        for row in votes.values(f"battle__{side}").annotate(**tally):
+            counts = per_model.setdefault(row[f"battle__{side}"], _counts())
             counts["votes"] += row["n"]
             counts["counted_votes"] += row["counted"]
-    # Unreleased models are tested anonymously: their names stay private until release.
-    models = ModelEntry.objects.filter(id__in=per_model, released=True).order_by("modality", "slug")
+    # Unreleased models are tested anonymously: their names stay private until release (arena.disclosure).
+    names = public_names().shown
+    models = ModelEntry.objects.filter(id__in=[i for i in per_model if i in names]).order_by(
+        "modality", "slug"
+    )
     return {
         "generated_at": timezone.now().isoformat(),
         "modalities": modalities,

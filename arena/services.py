@@ -15,6 +15,7 @@ from arena.models import Battle, GalleryOutput, Generation, Modality, ModelEntry
 from arena.moderation import ModerationUnavailable, content_check
 from arena.sampling import Candidate, NoPairAvailable, pair_sample, pair_sample_informed
 from arena.selectors import model_candidates, sampling_state
+from arena.textcheck import text_clean
 from voting.models import Voter
 
 _rng = random.SystemRandom()
@@ -24,11 +25,10 @@ def prompt_clean(text: object) -> str:
     """The prompt as stored, or InvalidInput saying exactly what is wrong with it."""
     if not isinstance(text, str):
         raise InvalidInput("The prompt must be text.")
-    text = text.strip()
+    # Before anything else reads it: a lone surrogate cannot be stored, logged, moderated or sent to a model.
+    text = text_clean(text, field="The prompt").strip()
     if not text:
         raise InvalidInput("Type a prompt first.")
-    if "\x00" in text:
-        raise InvalidInput("The prompt contains a NUL character; remove it and try again.")
     limit = settings.ARENA_MAX_PROMPT_CHARS
     if len(text) > limit:
         raise InvalidInput(f"Your prompt is {len(text):,} characters long; the limit is {limit:,}.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 from django.conf import settings
+from django.db.models import Q
 
 from arena.models import ModelEntry
 from workers.services import generation_run, generation_sweep, model_probe
@@ -25,14 +26,23 @@ def generation_sweep_task() -> None:
 
 
 @shared_task(ignore_result=True, soft_time_limit=120, time_limit=150)
-def model_probe_task(model_id: int | None = None) -> None:
-    """Probe one model, or every model in outage."""
-    ids = (
-        [model_id]
-        if model_id is not None
-        else list(
-            ModelEntry.objects.filter(active=True, outage_since__isnull=False).values_list("id", flat=True)
+def model_probe_task(model_id: int | None = None, confirm: bool = False) -> None:
+    """Probe one model (`confirm`: a failure streak asked, so a failed probe means outage); without an id (the
+    periodic run), send one probe per model that needs one to that model's own queue."""
+    if model_id is not None:
+        model_probe(model_id=model_id, confirm=confirm)
+        return
+    for model in models_due_probe():
+        model_probe_task.apply_async(
+            args=[model.id], kwargs={"confirm": not model.in_outage}, queue=model.generation_queue()
         )
-    )
-    for mid in ids:
-        model_probe(model_id=mid)
+
+
+def models_due_probe() -> list[ModelEntry]:
+    """Models in outage (a probe may bring them back), and models whose failure streak no probe has settled
+    yet (its request was lost): each is probed on its own queue, where its GPU and its files are. Probing
+    them all here, one after another, ran on a worker that may hold none of them, and one hanging server
+    used up the task's time limit before the others were tried."""
+    threshold = settings.ARENA_OUTAGE_AFTER_FAILURES
+    due = Q(outage_since__isnull=False) | Q(consecutive_failures__gte=threshold)
+    return list(ModelEntry.objects.filter(due, active=True).only("id", "modality", "queue", "outage_since"))

@@ -6,7 +6,7 @@ import pytest
 from django.test import override_settings
 
 from arena.selectors import model_candidates
-from workers.services import model_health_record
+from workers.services import model_health_record, model_probe
 
 
 def _ids(modality: str = "text") -> set[int]:
@@ -15,12 +15,14 @@ def _ids(modality: str = "text") -> set[int]:
 
 @pytest.mark.django_db
 def test_a_model_entering_outage_leaves_sampling_at_once(make_model):
-    up, down = make_model(), make_model()
+    up, down = make_model(), make_model(backend_config={"persona": "concise", "fail_rate": 1})
     assert _ids() == {up.id, down.id}
     with override_settings(ARENA_OUTAGE_AFTER_FAILURES=2):
         model_health_record(model_id=down.id, ok=False)
         assert _ids() == {up.id, down.id}, "one failure is not an outage"
         model_health_record(model_id=down.id, ok=False)
+        assert _ids() == {up.id, down.id}, "a streak asks for a probe; the probe decides"
+        model_probe(model_id=down.id, confirm=True)  # the probe the streak asked for fails too
     assert _ids() == {up.id}
 
 

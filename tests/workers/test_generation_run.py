@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from arena.disclosure import voter_failure_text
 from arena.models import Battle, Generation, ModelEntry
 from arena.sampling import NoPairAvailable, pair_sample
-from arena.selectors import model_candidates
+from arena.selectors import battle_state, model_candidates
 from workers.services import (
     _chunk,
     _Progress,
@@ -55,7 +57,7 @@ def test_the_battle_becomes_ready_only_when_both_sides_are_done(battle):
     assert battle.status == "ready" and battle.ready_at is not None
 
 
-def test_a_failing_model_fails_its_side_and_goes_into_outage_after_repeated_failures(
+def test_a_failing_model_fails_its_side_and_goes_into_outage_once_its_probe_fails_too(
     make_model, voter, settings
 ):
     settings.ARENA_OUTAGE_AFTER_FAILURES = 2
@@ -69,10 +71,15 @@ def test_a_failing_model_fails_its_side_and_goes_into_outage_after_repeated_fail
         generation_run(generation_id=gen.id)
         gen.refresh_from_db()
         battle.refresh_from_db()
-        assert gen.status == "failed" and "failed on purpose" in gen.error
+        assert gen.status == "failed" and gen.failure_kind == "unavailable"
+        assert "failed on purpose" in gen.error_detail, "staff keep the backend's words"
+        assert gen.error == voter_failure_text("unavailable"), "the voter reads the neutral text"
         assert battle.status == "failed"
     bad.refresh_from_db()
-    assert bad.in_outage and bad.consecutive_failures == 2
+    assert not bad.in_outage and bad.consecutive_failures == 2, "the streak asks for a probe first"
+    ok, _ = model_probe(model_id=bad.id, confirm=True)  # the probe the streak asked for (no worker here)
+    bad.refresh_from_db()
+    assert not ok and bad.in_outage and bad.consecutive_failures == 2
     with pytest.raises(NoPairAvailable):
         pair_sample(model_candidates("text"), rng=random.Random(0))
 
@@ -91,15 +98,23 @@ def test_a_failed_probe_keeps_the_model_in_outage(make_model):
     assert not ok and "failed" in error and model.in_outage
 
 
+def test_a_confirming_probe_that_the_model_answers_keeps_it_in_sampling(make_model):
+    model = make_model(consecutive_failures=7)
+    ok, _ = model_probe(model_id=model.id, confirm=True)
+    model.refresh_from_db()
+    assert ok and not model.in_outage and model.consecutive_failures == 0
+
+
 def test_a_misconfigured_model_fails_with_a_message_that_hides_the_config(make_model, voter):
     broken = make_model(backend_kind="demo", backend_config={"persona": "nonexistent-persona"})
     battle = Battle.objects.create(voter=voter, model_a=broken, model_b=make_model(), conversation=["hi"])
     gen = Generation.objects.create(battle=battle, turn=0, side="a", model=broken)
     generation_run(generation_id=gen.id)
     gen.refresh_from_db()
-    assert (
-        gen.status == "failed" and gen.error == "This model is misconfigured; the operators have been told."
-    )
+    assert gen.status == "failed" and gen.error == voter_failure_text("unavailable")
+    assert "misconfigured" in gen.error_detail and "nonexistent-persona" in gen.error_detail
+    state = battle_state(battle)
+    assert "persona" not in json.dumps(state), "the voter's JSON holds the neutral text only"
 
 
 def test_error_texts_never_name_the_model(make_model):
@@ -138,7 +153,8 @@ def test_the_sweeper_requeues_a_stuck_row_then_fails_it_when_attempts_run_out(ba
     generation_sweep()
     gen.refresh_from_db()
     battle.refresh_from_db()
-    assert gen.status == "failed" and "stopped" in gen.error
+    assert gen.status == "failed" and "stopped" in gen.error_detail
+    assert gen.error == voter_failure_text(gen.failure_kind) != ""
     assert battle.status == "failed"
 
 

@@ -14,8 +14,26 @@ from typing import Any, ClassVar
 
 
 class BackendError(Exception):
-    """A generation failed. The message is shown to the voter, so it must never hold secrets
-    (API keys, internal hostnames) or the model's identity."""
+    """A generation failed. The message is kept for staff and the log (Generation.error_detail); voters see a
+    neutral text by kind. It must still never hold secrets (API keys, internal hostnames)."""
+
+
+class InputRejected(BackendError):
+    """The model (or its server) refused *this input*: too long for its context window, refused by its content
+    filter, a request the server answers 400/413/422. The battle fails with a "try another prompt" text and
+    the model's health is not charged: a visitor's prompt must not be able to put a model into outage. (A
+    model that rejects every input, e.g. a misconfigured one, is caught by the probe that a streak of
+    rejections asks for: the probe's own prompt is rejected too.) Not for 401/403/404/429: those are the
+    operator's problem."""
+
+
+# HTTP statuses by which a model server says "this request", not "this server", is at fault.
+INPUT_REJECTED_STATUSES = frozenset({400, 413, 422})
+
+
+def http_failure(status: int, message: str) -> BackendError:
+    """The error for a model server's HTTP error status: InputRejected for the input-caused ones."""
+    return InputRejected(message) if status in INPUT_REJECTED_STATUSES else BackendError(message)
 
 
 class BackendConfigError(ValueError):

@@ -19,7 +19,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import BackendConfigError, BackendError, MediaBackend, MediaRequest, MediaResult, ProgressCallback
+from .base import (
+    BackendConfigError,
+    BackendError,
+    InputRejected,
+    MediaBackend,
+    MediaRequest,
+    MediaResult,
+    ProgressCallback,
+)
 
 IMAGE_STYLES = ("stripes", "circles", "gradient", "mosaic", "waves", "plaid")
 SHAPE_STYLES = ("blob", "blocks", "twist", "splat")
@@ -374,6 +382,6 @@ class Demo3DBackend(MediaBackend):
                 seed=seed,
             )
         except OSError as exc:  # an input image Pillow cannot read (arena.media checked it; belt and braces)
-            raise BackendError("The input image could not be read.") from exc
+            raise InputRejected("The input image could not be read.") from exc
         progress(1.0)
         return MediaResult(data=data, format=fmt)

@@ -3,8 +3,9 @@
 The model is a directory written by `save_pretrained` (model_index.json plus one folder per component); it is
 loaded with `AutoPipelineForText2Image` from local files only, once per process and (path, device, dtype).
 torch and diffusers are imported on first use, so the web process validates these configs (the admin)
-without them. Messages of BackendError reach the voter: they never hold the model's path or name; the details
-go to the worker's log and the chained exception.
+without them. Messages of BackendError are kept for staff (voters see a neutral text by kind); they never hold
+the model's path, and the details go to the worker's log and the chained exception. An image the pipeline's
+safety checker withholds is this prompt's fault (InputRejected): it does not count against the model's health.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import loading
-from .base import BackendConfigError, BackendError, MediaBackend, MediaRequest, MediaResult, ProgressCallback
+from .base import (
+    BackendConfigError,
+    BackendError,
+    InputRejected,
+    MediaBackend,
+    MediaRequest,
+    MediaResult,
+    ProgressCallback,
+)
 from .loading import LoadCache
 
 if TYPE_CHECKING:
@@ -295,7 +304,7 @@ def image_make(
     flagged = getattr(output, "nsfw_content_detected", None)
     if flagged and any(flagged):
         logger.info("the pipeline's safety checker withheld an image")
-        raise BackendError("The model's safety filter withheld this image; try another prompt.")
+        raise InputRejected("The model's safety filter withheld this image; try another prompt.")
     image = output.images[0]
     if isinstance(image, Image.Image):
         return image

@@ -1,7 +1,10 @@
 """Any server speaking OpenAI's chat completions API with server-sent events: vLLM, TGI, llama.cpp, OpenAI...
 
-Error messages reach the voter, so they are built from fixed phrases plus the server's own error text with the
-API key, the base URL and the model name scrubbed out; the raw exception stays chained for the operator's log.
+Error messages are kept for staff and the log (voters see a neutral text by kind, arena.disclosure); they are
+built from fixed phrases plus the server's own error text with the API key, the base URL and the model name
+scrubbed out (a secret has no place in the database either); the raw exception stays chained for the
+operator's log. A 400, 413 or 422 is the input's fault (context length, content refusal) and raises
+InputRejected, which does not count against the model's health.
 """
 
 from __future__ import annotations
@@ -18,7 +21,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .base import BackendConfigError, BackendError, GenerationParams, GenerationRequest, TextBackend, Usage
+from .base import (
+    BackendConfigError,
+    BackendError,
+    GenerationParams,
+    GenerationRequest,
+    InputRejected,
+    TextBackend,
+    Usage,
+    http_failure,
+)
 
 CONFIG_FIELDS = frozenset(
     {"base_url", "model", "api_key_env", "timeout", "max_time", "extra_body", "stream_usage"}
@@ -69,7 +81,7 @@ class OpenAICompatBackend(TextBackend):
                 "POST", self._url, json=self._body(request), headers=headers, timeout=timeout
             ) as response:
                 if response.status_code >= 400:
-                    raise BackendError(_http_error_message(response, scrub))
+                    raise http_failure(response.status_code, _http_error_message(response, scrub))
                 yield from self._deltas(response, deadline, scrub)
         except httpx.HTTPError as exc:
             raise BackendError(_transport_error_message(exc, self.config["timeout"])) from exc
@@ -107,7 +119,7 @@ class OpenAICompatBackend(TextBackend):
     def _deltas(self, response: httpx.Response, deadline: float, scrub: _Scrubber) -> Iterator[str]:
         """Yield content deltas until [DONE]. A stream that ends without [DONE] is complete only if a choice
         already reported its finish_reason (some servers skip [DONE]); otherwise the answer was cut."""
-        finished = False
+        finished, answered = False, False
         for data in _sse_data(response.iter_lines()):
             if time.monotonic() > deadline:
                 raise BackendError(f"the answer took longer than max_time ({self.config['max_time']:g} s)")
@@ -117,7 +129,12 @@ class OpenAICompatBackend(TextBackend):
             self._usage_take(chunk)
             content, finish_reason = _choice_delta(chunk)
             if content:
+                answered = True
                 yield content
+            if finish_reason == "content_filter" and not answered:
+                # The server's content filter refused to answer this prompt (OpenAI, Azure): the input's
+                # fault.
+                raise InputRejected("the model server's content filter withheld the answer")
             finished = finished or finish_reason is not None
         if not finished:
             raise BackendError("the model server's stream ended early")

@@ -3,9 +3,10 @@ LocalAI, and the image servers that copy the API.
 
 The answer carries the image as base64 (`b64_json`) or as a link (`url`), which is fetched with the same
 pooled client, size-limited by ARENA_MAX_MEDIA_BYTES. The file's format is read from its bytes
-(arena.media), never taken from the server's word. Error messages reach the voter: they are fixed phrases
-plus the server's own error text with the key, the base URL and the model name scrubbed out (as in
-openai_compat); the raw exception stays chained for the operator's log.
+(arena.media), never taken from the server's word. Error messages are kept for staff and the log (voters see a
+neutral text by kind): fixed phrases plus the server's own error text with the key, the base URL and the model
+name scrubbed out (as in openai_compat); the raw exception stays chained for the operator's log. A 400, 413 or
+422 (OpenAI's content_policy_violation among them) is this prompt's fault and raises InputRejected.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .base import BackendConfigError, BackendError, MediaBackend, MediaRequest, MediaResult, ProgressCallback
+from .base import (
+    BackendConfigError,
+    BackendError,
+    MediaBackend,
+    MediaRequest,
+    MediaResult,
+    ProgressCallback,
+    http_failure,
+)
 from .openai_compat import _client, _error_text, _Scrubber, _seconds, api_key_refuse, endpoint_fields_clean
 
 logger = logging.getLogger(__name__)
@@ -105,7 +114,7 @@ class OpenAIImagesBackend(MediaBackend):
                 "POST", self._url, json=self._body(prompt), headers=headers, timeout=timeout
             ) as response:
                 if response.status_code >= 400:
-                    raise BackendError(_http_error_message(response, scrub))
+                    raise http_failure(response.status_code, _http_error_message(response, scrub))
                 raw = _read_limited(
                     response, max_bytes * 4 // 3 + JSON_OVERHEAD_BYTES, lambda f: report(ANSWER_SHARE * f)
                 )

@@ -23,8 +23,9 @@ show the download's progress.
 
 The file is read as a stream and abandoned past `ARENA_MAX_MEDIA_BYTES`, then checked by its content with
 `arena.media.media_inspect`: a server that claims GLB and sends something else fails cleanly. Messages of
-BackendError reach the voter, so they say what went wrong without the server's address, its error text or the
-model's name.
+BackendError are kept for staff (voters see a neutral text by kind); they say what went wrong without the
+server's address or its error text, which go to the log. A 400, 413 or 422 is this input's fault (a prompt or
+image the model cannot take) and raises InputRejected, which does not count against the model's health.
 """
 
 from __future__ import annotations
@@ -41,7 +42,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .base import BackendConfigError, BackendError, MediaBackend, MediaRequest, MediaResult, ProgressCallback
+from .base import (
+    BackendConfigError,
+    BackendError,
+    MediaBackend,
+    MediaRequest,
+    MediaResult,
+    ProgressCallback,
+    http_failure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +151,7 @@ class Remote3DBackend(MediaBackend):
                 client.stream("POST", self.config["url"], files=parts, headers=headers) as response,
             ):
                 if response.status_code != 200:
-                    raise BackendError(_status_message(response))
+                    raise http_failure(response.status_code, _status_message(response))
                 declared = _declared_format(response.headers)
                 data = _body_read(response, limit, progress)
         except httpx.HTTPError as exc:

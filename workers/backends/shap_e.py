@@ -15,8 +15,9 @@ Progress: diffusers 0.42's Shap-E pipelines take no step callback, so a forward 
 denoising model's calls against the scheduler's timesteps (Heun runs about two per step), and a hook on the
 renderer's MLP counts the field queries of the mesh decode.
 
-Messages of BackendError reach the voter: they never hold the model's path or name; the details go to the
-worker's log and the chained exception.
+Messages of BackendError are kept for staff (voters see a neutral text by kind): they never hold the model's
+path; the details go to the worker's log and the chained exception. An input image that cannot be read is the
+input's fault (InputRejected) and does not count against the model's health.
 """
 
 from __future__ import annotations
@@ -33,7 +34,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import loading
-from .base import BackendConfigError, BackendError, MediaBackend, MediaRequest, MediaResult, ProgressCallback
+from .base import (
+    BackendConfigError,
+    BackendError,
+    InputRejected,
+    MediaBackend,
+    MediaRequest,
+    MediaResult,
+    ProgressCallback,
+)
 from .loading import LoadCache
 from .transformers_local import DEVICE_RE, DTYPE_NAMES
 
@@ -172,7 +181,7 @@ def image_open(data: bytes) -> Any:
                 return Image.alpha_composite(canvas, rgba).convert("RGB")
             return img.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise BackendError("The input image could not be read.") from exc
+        raise InputRejected("The input image could not be read.") from exc
 
 
 # --- the torch side: loading and running pipelines ----------------------------------------------------------

@@ -33,7 +33,7 @@ from transformers import (
 from transformers.generation import TemperatureLogitsWarper, TopPLogitsWarper
 
 from . import loading
-from .base import BackendError, GenerationParams, GenerationRequest, Usage
+from .base import BackendError, GenerationParams, GenerationRequest, InputRejected, Usage
 from .loading import LoadCache
 from .transformers_local import DTYPE_NAMES
 
@@ -143,8 +143,10 @@ def prompt_build(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, st
         try:
             return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         except TemplateError as exc:
-            # Templates raise on conversations they cannot express (e.g. a system turn some models lack).
-            raise BackendError(f"the model cannot take this conversation: {str(exc)[:200]}") from exc
+            # Templates raise on conversations they cannot express (e.g. a system turn some models lack). A
+            # config that no conversation passes (a system prompt the template refuses) fails the probe as
+            # well.
+            raise InputRejected(f"the model cannot take this conversation: {str(exc)[:200]}") from exc
     lines = [f"{message['role'].capitalize()}: {message['content']}" for message in messages]
     return "\n".join([*lines, "Assistant:"])
 
@@ -163,7 +165,8 @@ def _max_new_tokens(loaded: LoadedModel, prompt_tokens: int, wanted: int) -> int
         return wanted
     limit = loaded.max_positions
     if prompt_tokens >= limit:
-        raise BackendError(
+        # The visitor's conversation outgrew this model's context window: the input's fault, not the model's.
+        raise InputRejected(
             f"the conversation is too long for this model ({prompt_tokens} tokens, limit {limit})"
         )
     return min(wanted, limit - prompt_tokens)
