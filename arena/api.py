@@ -17,7 +17,7 @@ from arena.models import Modality
 from arena.openapi import openapi_document
 from arena.selectors import stats_public
 from arena.web import json_errors
-from ranking.publication import snapshot_public
+from ranking.publication import snapshot_data_public, snapshot_public
 from voting import export
 from voting.categories import board_labels
 
@@ -80,7 +80,8 @@ def leaderboard(request: HttpRequest, modality: str) -> HttpResponse:
             "created_at": snapshot.created_at.isoformat(),
             "n_votes": snapshot.n_votes,
             "frozen": snapshot.frozen,
-            **snapshot.data,
+            # Only models that may be named (arena.disclosure): unreleased ones are left out when read.
+            **snapshot_data_public(snapshot.data),
         }
     )
 

@@ -388,6 +388,10 @@ def _public_paths() -> dict[str, Any]:
         "/api/v1/leaderboards/{modality}": {
             "get": {
                 "summary": "The published leaderboard of a modality (or of a category, or style-controlled).",
+                "description": (
+                    "Unreleased models are rated with the others but left out of `models` and `pairs` until "
+                    "they are released; `rank_ub` is counted among the models shown."
+                ),
                 "operationId": "leaderboardPublic",
                 "parameters": board_params,
                 "responses": {
@@ -415,7 +419,12 @@ def _public_paths() -> dict[str, Any]:
         },
         "/api/v1/stats": {
             "get": {
-                "summary": "Battle and vote counts per modality and per released model.",
+                "summary": "Voted battles and votes per modality and per released model.",
+                "description": (
+                    "Only voted battles are counted: a battle that is generating or waiting for its vote is "
+                    "in no count. Unreleased models are left out of `models` (their battles are in the "
+                    "modality totals)."
+                ),
                 "operationId": "statsPublic",
                 "responses": {"200": _json(_ref("Stats"), "The counts (cached up to a minute).")},
             }

@@ -1,4 +1,8 @@
-"""Leaderboard snapshots as JSON or CSV: the public board of each board key, or a board's full history."""
+"""Leaderboard snapshots as JSON or CSV: the public board of each board key, or a board's full history.
+
+An export names only the models the public may see (ranking.publication.snapshot_data_public); staff who need
+every stored row ask for it (`with_unreleased`, the command's --with-unreleased).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 import orjson
 
 from ranking.models import LeaderboardSnapshot
-from ranking.publication import snapshot_public
+from ranking.publication import snapshot_data_public, snapshot_public
 
 MODEL_COLUMNS = (
     "rank_ub",
@@ -53,7 +57,8 @@ def public_snapshots(*, modality: str | None = None) -> list[LeaderboardSnapshot
     return out
 
 
-def snapshot_dict(snapshot: LeaderboardSnapshot) -> dict[str, Any]:
+def snapshot_dict(snapshot: LeaderboardSnapshot, *, with_unreleased: bool = False) -> dict[str, Any]:
+    data = snapshot.data if with_unreleased else snapshot_data_public(snapshot.data)
     return {
         "snapshot_id": snapshot.id,
         "modality": snapshot.modality,
@@ -63,22 +68,23 @@ def snapshot_dict(snapshot: LeaderboardSnapshot) -> dict[str, Any]:
         "n_votes": snapshot.n_votes,
         "published": snapshot.published,
         "frozen": snapshot.frozen,
-        **snapshot.data,
+        **data,
     }
 
 
-def snapshots_json(snapshots: Iterable[LeaderboardSnapshot]) -> bytes:
-    return orjson.dumps([snapshot_dict(s) for s in snapshots], option=orjson.OPT_INDENT_2)
+def snapshots_json(snapshots: Iterable[LeaderboardSnapshot], *, with_unreleased: bool = False) -> bytes:
+    rows = [snapshot_dict(s, with_unreleased=with_unreleased) for s in snapshots]
+    return orjson.dumps(rows, option=orjson.OPT_INDENT_2)
 
 
-def snapshots_csv(snapshots: Iterable[LeaderboardSnapshot]) -> bytes:
+def snapshots_csv(snapshots: Iterable[LeaderboardSnapshot], *, with_unreleased: bool = False) -> bytes:
     """One row per model per snapshot: the snapshot's key and state, then the model's rating and marks."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*SNAPSHOT_COLUMNS, *MODEL_COLUMNS])
     for snapshot in snapshots:
-        head = snapshot_dict(snapshot)
-        for model in snapshot.data.get("models", []):
+        head = snapshot_dict(snapshot, with_unreleased=with_unreleased)
+        for model in head.get("models", []):
             writer.writerow(
                 [*(head[c] for c in SNAPSHOT_COLUMNS), *(model.get(c, "") for c in MODEL_COLUMNS)]
             )

@@ -6,10 +6,11 @@ from typing import Any
 
 from django.core.cache import cache
 
-from arena.models import Modality, ModelEntry
+from arena.disclosure import PublicNames, public_names
+from arena.models import Modality
 from arena.selectors import model_thumbnails
 from ranking.models import LeaderboardSnapshot, PairTally
-from ranking.publication import snapshot_public, snapshot_public_id
+from ranking.publication import rows_public, snapshot_data_public, snapshot_public, snapshot_public_id
 
 HISTORY_POINTS = 30
 
@@ -21,8 +22,12 @@ def snapshot_latest(
     return snapshot_public(modality=modality, category=category, style_control=style_control)
 
 
-def rating_history(*, modality: str, category: str = "", style_control: bool = False) -> list[dict[str, Any]]:
-    """Each model's rating over the last snapshots, oldest first, for the history plot."""
+def rating_history(
+    *, modality: str, category: str = "", style_control: bool = False, names: PublicNames | None = None
+) -> list[dict[str, Any]]:
+    """Each public model's rating over the last snapshots, oldest first, for the history plot (only models
+    that may be named now, under their current slugs: see ranking.publication.rows_public)."""
+    names = names or public_names()
     snapshots = (
         LeaderboardSnapshot.objects.filter(
             modality=modality, category=category, style_control=style_control, published=True
@@ -31,40 +36,56 @@ def rating_history(*, modality: str, category: str = "", style_control: bool = F
         .values_list("created_at", "data")[:HISTORY_POINTS]
     )
     return [
-        {"at": created.isoformat(), "ratings": {m["slug"]: m["rating"] for m in data.get("models", [])}}
+        {
+            "at": created.isoformat(),
+            "ratings": {m["slug"]: m["rating"] for m in rows_public(data.get("models", []), names)},
+        }
         for created, data in reversed(list(snapshots))
     ]
 
 
 # A board's page is read far more often than it changes: its payload is kept per public snapshot (a new,
-# published, frozen or unfrozen snapshot is a new key) and at most this long, for the history and thumbnails.
+# published, frozen or unfrozen snapshot is a new key) and per set of public names (releasing a model, or
+# renaming one, is a new key), and at most this long, for the history and thumbnails.
 BOARD_CACHE_SECONDS = 30
 
 
-def _board_key(kind: str, snapshot_id: int | None, modality: str, category: str, style: bool) -> str:
-    return f"arena:{kind}:{modality}:{category}:{int(style)}:{snapshot_id or 0}"
+def _board_key(
+    kind: str, snapshot_id: int | None, modality: str, category: str, style: bool, names: PublicNames
+) -> str:
+    return f"arena:{kind}:{modality}:{category}:{int(style)}:{snapshot_id or 0}:{names.version}"
 
 
-def board_page_key(*, snapshot_id: int | None, modality: str, category: str, style_control: bool) -> str:
-    """A cache key for a rendering of this board, new whenever its public snapshot changes."""
-    return _board_key("board-page", snapshot_id, modality, category, style_control)
+def board_page_key(
+    *, snapshot_id: int | None, modality: str, category: str, style_control: bool, names: PublicNames
+) -> str:
+    """A cache key for a rendering of this board, new whenever its public snapshot or public names change."""
+    return _board_key("board-page", snapshot_id, modality, category, style_control, names)
 
 
 _UNKNOWN = -1
 
 
 def board_payload(
-    *, modality: str, category: str = "", style_control: bool = False, snapshot_id: int | None = _UNKNOWN
+    *,
+    modality: str,
+    category: str = "",
+    style_control: bool = False,
+    snapshot_id: int | None = _UNKNOWN,
+    names: PublicNames | None = None,
 ) -> dict[str, Any]:
-    """The JSON a leaderboard page renders: the public snapshot plus the rating history. A caller that has
-    just read the public snapshot's id passes it (snapshot_public_id)."""
+    """The JSON a leaderboard page renders: the public snapshot plus the rating history, as the public may see
+    them. A caller that has just read the public snapshot's id (snapshot_public_id) or the public names passes
+    them."""
     if snapshot_id == _UNKNOWN:
         snapshot_id = snapshot_public_id(modality=modality, category=category, style_control=style_control)
-    key = _board_key("board", snapshot_id, modality, category, style_control)
+    names = names or public_names()
+    key = _board_key("board", snapshot_id, modality, category, style_control, names)
     payload = cache.get(key)
     if payload is None:
         snapshot = LeaderboardSnapshot.objects.filter(id=snapshot_id).first() if snapshot_id else None
-        payload = _board_payload(snapshot, modality=modality, category=category, style_control=style_control)
+        board = {"modality": modality, "category": category, "style_control": style_control}
+        payload = _board_payload(snapshot, board=board, names=names)
         cache.set(key, payload, BOARD_CACHE_SECONDS)
     return payload
 
@@ -82,26 +103,19 @@ def board_categories(modality: str) -> set[str]:
 
 
 def _board_payload(
-    snapshot: LeaderboardSnapshot | None, *, modality: str, category: str, style_control: bool
+    snapshot: LeaderboardSnapshot | None, *, board: dict[str, Any], names: PublicNames
 ) -> dict[str, Any]:
-    base: dict[str, Any] = {"modality": modality, "category": category, "style_control": style_control}
     if snapshot is None:
-        return {**base, "snapshot": None, "history": [], "thumbnails": {}}
+        return {**board, "snapshot": None, "history": [], "thumbnails": {}}
+    data = snapshot_data_public(snapshot.data, names)
     thumbnails = {}
-    if modality != Modality.TEXT:
-        models = dict(
-            ModelEntry.objects.filter(
-                slug__in=[m["slug"] for m in snapshot.data.get("models", [])]
-            ).values_list("id", "slug")
-        )
-        thumbnails = {models[i]: url for i, url in model_thumbnails(list(models)).items()}
+    if board["modality"] != Modality.TEXT:
+        ids = {fields["slug"]: model_id for model_id, fields in names.shown.items()}
+        shown = {ids[row["slug"]]: row["slug"] for row in data["models"] if row["slug"] in ids}
+        thumbnails = {shown[i]: url for i, url in model_thumbnails(list(shown)).items()}
     return {
-        **base,
+        **board,
         "thumbnails": thumbnails,
-        "snapshot": {
-            "created_at": snapshot.created_at.isoformat(),
-            "n_votes": snapshot.n_votes,
-            **snapshot.data,
-        },
-        "history": rating_history(modality=modality, category=category, style_control=style_control),
+        "snapshot": {"created_at": snapshot.created_at.isoformat(), "n_votes": snapshot.n_votes, **data},
+        "history": rating_history(**board, names=names),
     }

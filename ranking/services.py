@@ -87,6 +87,8 @@ def _snapshot_data(
         model = by_slug[row.model]
         rows.append(
             {
+                # Never shown: read-time filtering knows the model by it (ranking.publication).
+                "model_id": model.id,
                 "slug": model.slug,
                 "name": model.display_name,
                 "organization": model.organization,

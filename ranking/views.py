@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
+from arena.disclosure import public_names
 from arena.errors import InvalidInput, NotFound
 from arena.models import Modality
 from arena.web import json_errors
@@ -41,15 +42,15 @@ def leaderboard_page(request: HttpRequest, modality: str) -> HttpResponse:
     except (InvalidInput, NotFound) as exc:
         return render(request, "ranking/leaderboard.html", {"error": exc.message}, status=exc.status)
     # The page holds nothing personal (no form, no token): one rendering serves every visitor until the
-    # public snapshot changes (the key names it) or BOARD_CACHE_SECONDS pass.
+    # public snapshot or the public names change (the key names both) or BOARD_CACHE_SECONDS pass.
     snapshot_id = snapshot_public_id(modality=modality, category=category, style_control=style)
-    key = board_page_key(snapshot_id=snapshot_id, modality=modality, category=category, style_control=style)
+    names = public_names()
+    board = {"modality": modality, "category": category, "style_control": style}
+    key = board_page_key(snapshot_id=snapshot_id, names=names, **board)
     html = cache.get(key)
     if html is None:
         present = board_categories(modality)
-        payload = board_payload(
-            modality=modality, category=category, style_control=style, snapshot_id=snapshot_id
-        )
+        payload = board_payload(snapshot_id=snapshot_id, names=names, **board)
         context = {
             "payload": payload,
             "modality": modality,

@@ -3,6 +3,8 @@
 python manage.py export_leaderboard --output boards.json            # every public board
 python manage.py export_leaderboard --modality text --format csv    # to standard output
 python manage.py export_leaderboard --modality text --history       # every snapshot of the overall text board
+
+Unreleased models are left out (as on the site) unless --with-unreleased is given (a file for staff only).
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class Command(BaseCommand):
             action="store_true",
             help="Every snapshot of one board (needs --modality), newest first.",
         )
+        parser.add_argument(
+            "--with-unreleased",
+            action="store_true",
+            help="Keep the rows of unreleased models (not for publication: it names them).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         output = options["output"]
@@ -52,7 +59,8 @@ class Command(BaseCommand):
             )
         else:
             snapshots = export.public_snapshots(modality=options["modality"])
-        data = export.snapshots_json(snapshots) if fmt == "json" else export.snapshots_csv(snapshots)
+        write = export.snapshots_json if fmt == "json" else export.snapshots_csv
+        data = write(snapshots, with_unreleased=options["with_unreleased"])
         if output:
             Path(output).write_bytes(data)
             self.stderr.write(f"{len(snapshots)} snapshot(s) written to {output}")
