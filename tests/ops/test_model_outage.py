@@ -3,8 +3,9 @@ and comes back only when a probe gets an answer from it.
 
 tests/workers/test_battles_on_real_backends.py checks each fault fails its side cleanly and that repeated 500s
 start an outage; this follows the whole cycle through the Celery worker: mixed faults (500, hang, cut stream)
-count towards the outage, battles started during it never draw the model, the periodic probe leaves it out
-while the server still fails and brings it back once the server answers.
+count towards the outage, whose probe (on the model's own queue) fails too and takes the model out; battles
+started during it never draw the model, the periodic probe leaves it out while the server still fails and
+brings it back once the server answers.
 """
 
 from __future__ import annotations
@@ -67,23 +68,25 @@ def test_a_failing_model_goes_into_outage_out_of_sampling_and_back_after_a_good_
         battle = battle_start(alice)
         assert flaky.id in (battle.model_a_id, battle.model_b_id)
         failed = Generation.objects.get(battle=battle, model=flaky)
-        assert failed.status == "failed" and message in failed.error, (fault, failed.error)
+        assert failed.status == "failed" and message in failed.error_detail, (fault, failed.error_detail)
         assert battle.status == "failed"
         state = alice.get(f"/api/battles/{battle.code}").json()
         assert "flaky" not in json.dumps(state).lower(), "error texts never name the model before a vote"
         assert vote_post(alice, battle.code, "a").status_code == 409
+    wait_for(lambda: ModelEntry.objects.get(id=flaky.id).in_outage, timeout=15)
     flaky.refresh_from_db()
-    assert flaky.in_outage and flaky.consecutive_failures == len(FAULTS)
+    assert flaky.consecutive_failures == len(FAULTS)
 
     for _ in range(5):
         battle = battle_start(alice)
         assert flaky.id not in (battle.model_a_id, battle.model_b_id), "a model in outage is never drawn"
         assert battle.status == "ready"
 
-    # The periodic probe (run inline here) while the server still fails: the model stays out.
+    # The periodic probe (run inline here: it sends one probe to the model's queue) while the server still
+    # fails: the model stays out.
     probes = len(server.requests)
     model_probe_task()
-    assert len(server.requests) == probes + 1
+    wait_for(lambda: len(server.requests) == probes + 1)
     flaky.refresh_from_db()
     assert flaky.in_outage
 

@@ -122,7 +122,7 @@ def test_a_killed_workers_generation_fails_clearly_when_out_of_attempts(alice, b
     settings.ARENA_GENERATION_MAX_ATTEMPTS = 1
     assert generation_sweep() >= 1
     gen.refresh_from_db()
-    assert gen.status == "failed" and "worker generating this answer stopped" in gen.error
+    assert gen.status == "failed" and "worker generating this answer stopped" in gen.error_detail
     state = alice.get(f"/api/battles/{battle}").json()
     assert state["status"] == "failed" and not state["can_vote"]
     sides = state["turns"][0]

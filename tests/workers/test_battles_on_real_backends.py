@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from arena.disclosure import voter_failure_text
 from arena.models import Battle, Generation, ModelEntry
 from tests.conftest import battle_settled, wait_for
 from tests.support.challenge import vote_post
@@ -61,10 +62,11 @@ def test_a_model_server_error_fails_its_side_without_naming_the_model(worker, al
             state = alice.get(f"/api/battles/{code}").json()
             assert state["status"] == "failed"
             failed = [state["turns"][0][s] for s in "ab" if state["turns"][0][s]["status"] == "failed"]
-            assert "500" in failed[0]["error"]
+            assert failed[0]["error"] == voter_failure_text("unavailable"), "the neutral text, not HTTP 500"
+            assert "500" in Generation.objects.get(battle__code=code, model=broken).error_detail
             assert "broken" not in json.dumps(state).lower() and "fault-500" not in json.dumps(state)
-    broken.refresh_from_db()
-    assert broken.in_outage, "repeated failures must take the model out of sampling"
+        # The streak asks the model's worker for a probe; the server fails that too, so the model goes out.
+        wait_for(lambda: ModelEntry.objects.get(id=broken.id).in_outage, timeout=15)
 
 
 def test_a_hanging_model_server_times_out_cleanly(worker, alice):
@@ -74,7 +76,7 @@ def test_a_hanging_model_server_times_out_cleanly(worker, alice):
         code = start(alice)
         wait_for(battle_settled(code), timeout=15)
     generation = Generation.objects.get(battle__code=code, model__slug="stuck")
-    assert generation.status == "failed" and "did not answer" in generation.error
+    assert generation.status == "failed" and "did not answer" in generation.error_detail
     assert Battle.objects.get(code=code).status == "failed"
 
 
@@ -85,7 +87,7 @@ def test_a_stream_cut_mid_answer_fails_and_keeps_the_partial_text_out_of_any_vot
         code = start(alice, "one two three four five six seven eight")
         wait_for(battle_settled(code))
     cut = Generation.objects.get(battle__code=code, model__slug="cut")
-    assert cut.status == "failed" and "ended early" in cut.error
+    assert cut.status == "failed" and "ended early" in cut.error_detail
     response = vote_post(alice, code, "a")
     assert response.status_code == 409
 
@@ -104,6 +106,6 @@ def test_a_tiny_transformers_model_answers_a_battle_through_the_worker(worker, a
     wait_for(battle_settled(code), timeout=60)
     gens = list(Generation.objects.filter(battle__code=code))
     assert all(g.status == "done" and g.output and g.output_tokens == 6 for g in gens), [
-        g.error for g in gens
+        g.error_detail for g in gens
     ]
     assert gens[0].output == gens[1].output, "same weights and seed give the same answer on both sides"
