@@ -16,6 +16,7 @@ def leaderboard_refresh_task(modality: str) -> None:
 
 
 @shared_task(ignore_result=True, soft_time_limit=1800, time_limit=1900)
-def leaderboard_refresh_all_task() -> None:
-    for modality in Modality.values:
-        leaderboard_refresh(modality=modality)
+def leaderboard_refresh_all_task() -> str:
+    """Returns a line on what was refreshed (recorded for operators: workers.schedule)."""
+    counts = {modality: len(leaderboard_refresh(modality=modality)) for modality in Modality.values}
+    return "boards refreshed: " + ", ".join(f"{modality} {n}" for modality, n in counts.items())

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from django.conf import settings
 
 from arena.models import Battle, Generation
 from voting.models import Vote
@@ -21,6 +22,10 @@ def test_liveness_answers_without_touching_anything(client, django_assert_num_qu
 
 @pytest.mark.django_db(transaction=True)
 def test_readiness_checks_database_cache_broker_and_reports_workers(client, worker):
+    from workers.schedule import schedule_sent_record
+
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():  # as beat would have, just now
+        schedule_sent_record(name=name, task=entry["task"])
     data = client.get("/readyz?strict=1").json()
     assert data["status"] == "ready", data
     assert {name: c["ok"] for name, c in data["checks"].items()} == {
@@ -28,6 +33,7 @@ def test_readiness_checks_database_cache_broker_and_reports_workers(client, work
         "cache": True,
         "broker": True,
         "workers": True,
+        "schedule": True,
     }
 
 
@@ -41,6 +47,7 @@ def test_readiness_fails_with_503_when_the_broker_is_unreachable(client, setting
 
 @pytest.mark.django_db
 def test_metrics_expose_battles_votes_generations_and_queues(client, demo_models, voter, settings):
+    settings.ARENA_METRICS_OPEN = True  # closed without a token in production settings (tests/security)
     a, b = demo_models[:2]
     battle = Battle.objects.create(voter=voter, model_a=a, model_b=b, conversation=["x"], status="voted")
     Generation.objects.create(battle=battle, turn=0, side="a", model=a, status="done")
