@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -46,7 +47,7 @@ class GroupRelayConsumer(AsyncWebsocketConsumer):
             return
         try:
             message = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
             await self.relay({"type": "error", "error": "messages must be JSON"})
             return
         if isinstance(message, dict) and message.get("type") == "ping":
@@ -60,9 +61,16 @@ class GroupRelayConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(payload))
 
 
+# Battle codes are secrets.token_urlsafe(12) (arena.models.public_code); anything else cannot be one, and a
+# NUL in it would reach PostgreSQL as an error rather than a refusal.
+_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
 @database_sync_to_async
 def _owns_battle(code: str, voter_id: object) -> bool:
-    return isinstance(voter_id, int) and Battle.objects.filter(code=code, voter_id=voter_id).exists()
+    if not isinstance(voter_id, int) or not _CODE.fullmatch(code):
+        return False
+    return Battle.objects.filter(code=code, voter_id=voter_id).exists()
 
 
 class BattleConsumer(GroupRelayConsumer):

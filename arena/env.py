@@ -6,6 +6,7 @@ must stop the process at start-up, not silently fall back to a default.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -96,3 +97,19 @@ def env_regex_list(name: str) -> list[str]:
                 f"{name}: {pattern!r} is not a valid regular expression: {exc}"
             ) from None
     return patterns
+
+
+def env_networks(name: str, *, keywords: frozenset[str] = frozenset({"unix"})) -> tuple[str, ...]:
+    """A comma list of IP networks or addresses ("10.0.0.0/8, 2001:db8::/32, 192.0.2.7"), each normalised
+    ("10.0.0.0/8"), plus any of `keywords` as written. Host bits set ("10.0.0.1/8") are an error: such a
+    typo would trust a different range than the operator meant."""
+    entries: list[str] = []
+    for item in env_list(name, []):
+        if item.lower() in keywords:
+            entries.append(item.lower())
+            continue
+        try:
+            entries.append(str(ipaddress.ip_network(item, strict=True)))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP network or address ({exc})") from None
+    return tuple(entries)

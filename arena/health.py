@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Callable
 from typing import Any
@@ -147,9 +148,15 @@ def _first_chunk_quantiles() -> list[tuple[dict[str, str], float]]:
 @require_GET
 @never_cache
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text exposition. Protected by a bearer token when ARENA_METRICS_TOKEN is set."""
+    """Prometheus text exposition, behind a bearer token (ARENA_METRICS_TOKEN). Without a token it is closed
+    (403) except where ARENA_METRICS_OPEN allows it (by default the embedded setup and DEBUG): its counts and
+    queue names are for operators, not visitors."""
     token = settings.ARENA_METRICS_TOKEN
-    if token and request.headers.get("Authorization") != f"Bearer {token}":
+    if not token and not settings.ARENA_METRICS_OPEN:
+        message = "metrics are closed: set ARENA_METRICS_TOKEN and send it as a bearer token\n"
+        return HttpResponse(message, status=403, content_type="text/plain")
+    sent = request.headers.get("Authorization", "")
+    if token and not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
         return HttpResponse("metrics need the bearer token\n", status=401, content_type="text/plain")
     from voting.models import Vote
 

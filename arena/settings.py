@@ -14,7 +14,16 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from arena.env import env_bool, env_choice, env_float, env_int, env_list, env_regex_list, env_str
+from arena.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_networks,
+    env_regex_list,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ARENA_VAR_DIR", str(BASE_DIR / "var")))
@@ -61,6 +70,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "arena.logs.RequestContextMiddleware",  # first: every later line of the request carries its id
+    "arena.security_headers.SecurityHeadersMiddleware",  # CSP and friends on every response, errors included
+    "arena.middleware.HostileRequestMiddleware",  # NUL or broken text in the URL: 400 before any view
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -298,9 +309,7 @@ ARENA_LEADERBOARD_MIN_BATTLES = env_int("ARENA_LEADERBOARD_MIN_BATTLES", 10, min
 ARENA_LEADERBOARD_DEBOUNCE = env_int("ARENA_LEADERBOARD_DEBOUNCE", 3, minimum=0)
 ARENA_HASH_SALT = env_str("ARENA_HASH_SALT", SECRET_KEY)
 ARENA_STORE_RAW_IP = env_bool("ARENA_STORE_RAW_IP", False)
-ARENA_IP_HEADER = env_choice(
-    "ARENA_IP_HEADER", "REMOTE_ADDR", {"REMOTE_ADDR", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP"}
-)
+# ARENA_IP_HEADER and the trusted proxies: see "Client addresses, request bodies and headers" below.
 
 # --- Content moderation --------------------------------------------------------------------------
 # Prompts are checked before anything is generated; answers after they finish (a flagged answer is hidden
@@ -391,3 +400,44 @@ CELERY_BEAT_SCHEDULE["fraud-sweep"] = {
     "schedule": float(ARENA_FRAUD_SWEEP_SECONDS),
     "options": {"queue": "ranking"},
 }
+
+# --- Client addresses, request bodies and headers ---------------------------------------------------------
+# Which address a request comes from (voting/identity.py). Behind a reverse proxy set ARENA_TRUSTED_PROXIES
+# (the proxies' networks; "unix" for a unix-socket peer) and/or ARENA_PROXY_COUNT (how many proxies stand in
+# front): X-Forwarded-For is then read, only from a trusted peer, and the client is its rightmost address
+# that is not a proxy. ARENA_IP_HEADER alone (the older setting) means one proxy in front. An address that
+# cannot be worked out shares one rate-limited "unknown" bucket.
+ARENA_TRUSTED_PROXIES = env_networks("ARENA_TRUSTED_PROXIES")
+_proxy_count = env_int("ARENA_PROXY_COUNT", 0, minimum=0)
+ARENA_IP_HEADER = env_choice(
+    "ARENA_IP_HEADER",
+    "HTTP_X_FORWARDED_FOR" if ARENA_TRUSTED_PROXIES or _proxy_count else "REMOTE_ADDR",
+    {"REMOTE_ADDR", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP"},
+)
+ARENA_PROXY_COUNT = (
+    1 if ARENA_IP_HEADER != "REMOTE_ADDR" and not ARENA_TRUSTED_PROXIES and not _proxy_count else _proxy_count
+)
+if ARENA_IP_HEADER == "REMOTE_ADDR" and (ARENA_TRUSTED_PROXIES or ARENA_PROXY_COUNT):
+    raise ImproperlyConfigured(
+        "ARENA_IP_HEADER=REMOTE_ADDR ignores proxies: unset it (X-Forwarded-For is then read) or unset "
+        "ARENA_TRUSTED_PROXIES and ARENA_PROXY_COUNT"
+    )
+if ARENA_IP_HEADER == "HTTP_X_REAL_IP" and ARENA_PROXY_COUNT > 1:
+    raise ImproperlyConfigured("X-Real-IP holds one address: ARENA_PROXY_COUNT must be 0 or 1 with it")
+# Every generation a request starts (two per battle start or continued turn) counts against these, so
+# neither new battles nor long conversations escape a budget. Rotating cookies keeps the IP and network ones.
+ARENA_GENERATION_RATE_PER_VOTER = env_rate("ARENA_GENERATION_RATE_PER_VOTER", "240/3600")
+ARENA_GENERATION_RATE_PER_IP = env_rate("ARENA_GENERATION_RATE_PER_IP", "960/3600")
+ARENA_GENERATION_RATE_PER_NETWORK = env_rate("ARENA_GENERATION_RATE_PER_NETWORK", "4800/3600")
+# Request bodies (arena/request_limits.py): over its endpoint's limit a body is refused with 413 before it
+# is read, by its Content-Length or by counting while it streams. Form fields and JSON bodies must hold a
+# full-length prompt (12 bytes per character: an astral character escaped as two \uXXXX).
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(1024 * 1024, 12 * ARENA_MAX_PROMPT_CHARS + 64 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # larger uploads spool to a temporary file, never past the limit
+FILE_UPLOAD_HANDLERS = [
+    "arena.request_limits.LimitedUploadHandler",  # first: stops a file at ARENA_MAX_UPLOAD_BYTES
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+# /metrics: with no ARENA_METRICS_TOKEN it answers only in the embedded default or with DEBUG.
+ARENA_METRICS_OPEN = env_bool("ARENA_METRICS_OPEN", EMBEDDED or DEBUG)

@@ -15,6 +15,7 @@ from arena import services
 from arena.errors import ArenaError, InvalidInput, NotFound
 from arena.media import CONTENT_TYPES
 from arena.models import Generation, Modality, Prompt
+from arena.request_limits import PayloadTooLarge
 from arena.selectors import (
     battle_for_voter,
     battle_state,
@@ -25,13 +26,11 @@ from arena.selectors import (
 from arena.web import (
     error_response,
     json_errors,
+    limits_enforce,
     request_payload,
-    request_voter,
     request_voter_id,
     wants_json,
 )
-from voting.identity import client_ip
-from voting.limits import battle_rate_check
 
 
 def _page(
@@ -70,13 +69,17 @@ def battle_page(request: HttpRequest, code: str) -> HttpResponse:
 
 
 def _upload_read(request: HttpRequest) -> bytes | None:
-    """The optional input image of a multipart battle start, refused before reading when too large."""
+    """The optional input image of a multipart battle start. Its size was bounded while it streamed in
+    (arena.request_limits): a file over ARENA_MAX_UPLOAD_BYTES was never kept whole."""
+    refused = getattr(request, "upload_refused", None)
+    if refused:
+        raise PayloadTooLarge(refused)
     upload = request.FILES.get("image")
     if upload is None:
         return None
     limit = settings.ARENA_MAX_UPLOAD_BYTES
     if upload.size is not None and upload.size > limit:
-        raise InvalidInput(f"The uploaded image is {upload.size:,} bytes; the limit is {limit:,}.")
+        raise PayloadTooLarge(f"The uploaded image is {upload.size:,} bytes; the limit is {limit:,}.")
     return upload.read()
 
 
@@ -96,9 +99,8 @@ def battle_start(request: HttpRequest) -> HttpResponse:
     """Start a battle: JSON for the page's script, a redirect for a plain form post. Image-to-3D battles
     post multipart/form-data with an `image` file; `gallery` asks for a pre-generated prompt."""
     try:
+        voter = limits_enforce(request, "arena:battle-start")  # before the body is parsed
         payload = request_payload(request)
-        voter = request_voter(request)
-        battle_rate_check(voter_id=voter.id, ip=client_ip(request.META))
         battle = services.battle_create(
             voter=voter,
             modality=payload.get("modality", Modality.TEXT),
@@ -171,10 +173,10 @@ def battle_state_view(request: HttpRequest, code: str) -> HttpResponse:
 @require_POST
 @json_errors
 def battle_continue(request: HttpRequest, code: str) -> HttpResponse:
+    """Another turn: two more generations, counted against the generation limits before the body is read."""
+    voter = limits_enforce(request, "arena:battle-continue")
     payload = request_payload(request)
-    battle = services.battle_continue(
-        code=code, voter=request_voter(request), prompt_text=payload.get("prompt")
-    )
+    battle = services.battle_continue(code=code, voter=voter, prompt_text=payload.get("prompt"))
     return JsonResponse({"state": battle_state(battle)})
 
 

@@ -174,7 +174,7 @@ def test_an_oversized_upload_is_refused_before_it_is_read(alice, settings):
 
     settings.ARENA_MAX_UPLOAD_BYTES = 1024
     response = _start(alice, modality="3d", image=SimpleUploadedFile("big.png", png_bytes(size=(400, 400))))
-    assert response.status_code == 400 and "the limit is 1,024" in response.json()["error"]
+    assert response.status_code == 413 and "the limit is 1,024" in response.json()["error"]
 
 
 @pytest.mark.django_db
