@@ -305,6 +305,18 @@ ARENA_TARGET_SHARE = env_float("ARENA_TARGET_SHARE", 0.5, minimum=0.0)
 ARENA_DEMO_DELAY = env_float("ARENA_DEMO_DELAY", 0.03, minimum=0.0)
 # Models with fewer battles are marked provisional and hidden unless the page asks for them.
 ARENA_LEADERBOARD_MIN_BATTLES = env_int("ARENA_LEADERBOARD_MIN_BATTLES", 10, minimum=1)
+# Timing side channels (workers/pacing.py): a side's text goes out on a fixed tick, at most TICK_CHARS
+# characters a tick, so every model faster than that rate streams alike; its first chunk waits (at most
+# START_WAIT_MS) for the other side's, and a finished side keeps its pace (at most END_WAIT_MS) until the
+# other side's model is done.
+ARENA_STREAM_PACING = env_bool("ARENA_STREAM_PACING", True)
+ARENA_STREAM_TICK_MS = env_int("ARENA_STREAM_TICK_MS", 50, minimum=10)
+ARENA_STREAM_TICK_CHARS = env_int("ARENA_STREAM_TICK_CHARS", 8, minimum=1)
+ARENA_STREAM_START_WAIT_MS = env_int("ARENA_STREAM_START_WAIT_MS", 3000, minimum=0)
+ARENA_STREAM_END_WAIT_MS = env_int("ARENA_STREAM_END_WAIT_MS", 5000, minimum=0)
+# Image and 3D: both outputs are shown when both are done, and one shared progress fraction in steps of this.
+ARENA_MEDIA_REVEAL_TOGETHER = env_bool("ARENA_MEDIA_REVEAL_TOGETHER", True)
+ARENA_MEDIA_PROGRESS_STEP = env_float("ARENA_MEDIA_PROGRESS_STEP", 0.1, minimum=0.01, maximum=1.0)
 # Seconds after a vote before its board is recomputed: votes in that window share one recompute.
 ARENA_LEADERBOARD_DEBOUNCE = env_int("ARENA_LEADERBOARD_DEBOUNCE", 3, minimum=0)
 ARENA_HASH_SALT = env_str("ARENA_HASH_SALT", SECRET_KEY)
