@@ -11,9 +11,16 @@ healthy model and a broken one side by side:
         assert server.requests[-1].body["temperature"] == 0.2
 
 A request's behaviour is, first match wins: the `X-Fault` header (a fault name), a model named `fault-<name>`,
-the `models` mapping, the server's default behaviour. Faults:
+the `triggers` mapping (a word in the last user message, case-insensitive: the crafted prompt that makes a
+server fail), the `models` mapping, the server's default behaviour. A behaviour's `context_limit` answers a
+conversation longer than that many tokens (words here, plus max_tokens) the way vLLM does: HTTP 400, "This
+model's maximum context length is N tokens...". Faults:
 
     500        HTTP 500 with an OpenAI-style error body naming the model (as real servers do)
+    html-502   HTTP 502 with a proxy's HTML error page (its server banner and version) instead of JSON
+    context    HTTP 400 with vLLM's context-length message (as if `context_limit` were exceeded)
+    refuse     HTTP 400 with OpenAI's content_policy_violation ("rejected by our safety system")
+    filter     HTTP 200, a stream that ends at once with finish_reason "content_filter" and no content
     hang       accept, then send nothing for `hang_seconds` (longer than any client timeout in the tests)
     stall      send the first chunk, then nothing for `hang_seconds`
     cut        send half the chunks, then drop the connection in the middle of the chunked body
@@ -36,7 +43,8 @@ apply there too, as far as they make sense for one JSON answer:
     bad-base64   b64_json that is not base64
     not-image    the "image" is a text file (in b64_json, or behind the link)
     no-data      {"data": []}: no image at all
-The last three are image faults only; a chat completion with one of them is answered normally.
+The last three are image faults only; a chat completion with one of them is answered normally. `refuse` and
+`html-502` answer image requests as they answer chat ones; `context` and `filter` are chat faults only.
 """
 
 from __future__ import annotations
@@ -60,6 +68,10 @@ from typing import Any
 FAULTS = frozenset(
     {
         "500",
+        "html-502",
+        "context",
+        "refuse",
+        "filter",
         "hang",
         "stall",
         "cut",
@@ -74,6 +86,15 @@ FAULTS = frozenset(
 IMAGE_DEFAULT_SIZE = (64, 64)
 IMAGE_MAX_SIDE = 2048
 NOT_AN_IMAGE = b"<html><body>Sorry, this is not an image.</body></html>\n"
+CONTEXT_DEFAULT = 8192  # the context window the `context` fault reports
+PROXY_ERROR_PAGE = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1>"
+    b"</center>\r\n<hr><center>nginx/1.18.0 (Ubuntu)</center>\r\n</body>\r\n</html>\r\n"
+)
+REFUSAL_MESSAGE = (
+    "Your request was rejected as a result of our safety system. Your prompt may contain text that is not "
+    "allowed by our safety system."
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +105,16 @@ class Behaviour:
     reply: str | None = None  # fixed answer instead of echoing the last user message
     usage: bool = True  # send usage when the client asks for it with stream_options
     done: bool = True  # end with "data: [DONE]" (some servers stop after the finish_reason chunk)
+    context_limit: int | None = None  # longer conversations (prompt words + max_tokens) get vLLM's HTTP 400
+    # Serving-stack differences a voter's browser could time (benchmarks/side_channels.py): words per streamed
+    # chunk (a server that batches tokens), and each delay scaled by a random factor in [1 - jitter,
+    # 1 + jitter] (seeded by the prompt, so a run repeats).
+    words_per_chunk: int = 1
+    jitter: float = 0.0
+    # Images: "noise" (incompressible, a predictable size) or "scene" (smooth shapes, whose PNG size depends
+    # on the encoder), and the zlib level the PNG is saved with (None: Pillow's default).
+    image_kind: str = "noise"
+    png_compress_level: int | None = None
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
@@ -109,9 +140,11 @@ class OpenAIServer:
         models: dict[str, Behaviour] | None = None,
         api_key: str | None = None,
         hang_seconds: float = 30.0,
+        triggers: dict[str, Behaviour] | None = None,
     ) -> None:
         self.default = default or Behaviour()
         self.models = dict(models or {})
+        self.triggers = dict(triggers or {})  # word in the last user message -> behaviour
         self.api_key = api_key  # when set, requests without "Authorization: Bearer <api_key>" get a 401
         self.hang_seconds = hang_seconds
         self.requests: list[RecordedRequest] = []
@@ -170,24 +203,38 @@ class OpenAIServer:
         with self._requests_lock:
             return self.requests[-1]
 
-    def behaviour_for(self, model: str, headers: dict[str, str]) -> Behaviour:
+    def behaviour_for(self, model: str, headers: dict[str, str], prompt: str = "") -> Behaviour:
         header_fault = headers.get("x-fault")
         if header_fault:
             return Behaviour(fault=header_fault)
         if model.startswith("fault-"):
             return Behaviour(fault=model.removeprefix("fault-"))
+        for word, behaviour in self.triggers.items():
+            if word.lower() in prompt.lower():
+                return behaviour
         return self.models.get(model, self.default)
 
 
-def image_png(prompt: str, width: int, height: int) -> bytes:
+def image_png(
+    prompt: str, width: int, height: int, *, kind: str = "noise", compress_level: int | None = None
+) -> bytes:
     """The PNG the server draws for a prompt: RGB noise seeded by the prompt and size (noise does not
-    compress, so a file's size is predictable: about 3 bytes a pixel)."""
-    from PIL import Image
+    compress, so a file's size is predictable: about 3 bytes a pixel), or a smooth "scene" from that seed."""
+    from PIL import Image, ImageDraw
 
     rng = random.Random(f"{prompt}|{width}x{height}")
-    image = Image.frombytes("RGB", (width, height), rng.randbytes(width * height * 3))
+    if kind == "scene":
+        image = Image.new("RGB", (width, height), tuple(rng.randrange(256) for _ in range(3)))
+        draw = ImageDraw.Draw(image)
+        for _ in range(6):
+            x, y = rng.randrange(width), rng.randrange(height)
+            r = rng.randrange(4, max(width, height) // 2 + 5)
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(rng.randrange(256) for _ in range(3)))
+    else:
+        image = Image.frombytes("RGB", (width, height), rng.randbytes(width * height * 3))
     out = io.BytesIO()
-    image.save(out, format="PNG")
+    options = {} if compress_level is None else {"compress_level": compress_level}
+    image.save(out, format="PNG", **options)
     return out.getvalue()
 
 
@@ -314,13 +361,11 @@ class _Handler(BaseHTTPRequestHandler):
         model = str(body.get("model", ""))
         headers = {name.lower(): value for name, value in self.headers.items()}
         try:
-            behaviour = self.owner.behaviour_for(model, headers)
+            behaviour = self.owner.behaviour_for(model, headers, _answer_text(body, Behaviour()))
         except ValueError as exc:
             self._json(400, {"error": {"message": str(exc), "type": "invalid_request_error"}})
             return
-        if behaviour.fault == "500":
-            message = f"The model {model} crashed: CUDA error: an illegal memory access was encountered"
-            self._json(500, {"error": {"message": message, "type": "server_error", "code": 500}})
+        if self._error_answer(behaviour, body, model):
             return
         if behaviour.fault == "hang":
             self.owner.stopping.wait(self.owner.hang_seconds)
@@ -346,7 +391,7 @@ class _Handler(BaseHTTPRequestHandler):
         model = str(body.get("model", ""))
         headers = {name.lower(): value for name, value in self.headers.items()}
         try:
-            behaviour = self.owner.behaviour_for(model, headers)
+            behaviour = self.owner.behaviour_for(model, headers, body["prompt"])
         except ValueError as exc:
             self._json(400, {"error": {"message": str(exc), "type": "invalid_request_error"}})
             return
@@ -355,11 +400,9 @@ class _Handler(BaseHTTPRequestHandler):
             message = f"Invalid size {body.get('size')!r}: expected WIDTHxHEIGHT up to {IMAGE_MAX_SIDE}"
             self._json(400, {"error": {"message": message, "type": "invalid_request_error"}})
             return
-        fault = behaviour.fault
-        if fault == "500":
-            message = f"The model {model} crashed: CUDA error: an illegal memory access was encountered"
-            self._json(500, {"error": {"message": message, "type": "server_error", "code": 500}})
+        if self._error_answer(behaviour, body, model):
             return
+        fault = behaviour.fault
         if fault == "hang":
             self.owner.stopping.wait(self.owner.hang_seconds)
             self.close_connection = True
@@ -374,7 +417,13 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "malformed":
             self._raw(200, b'{"created": 1, "data": [{"b64_json": "iVBORw0KGgo', "application/json")
             return
-        data = NOT_AN_IMAGE if fault == "not-image" else image_png(body["prompt"], *size)
+        data = (
+            NOT_AN_IMAGE
+            if fault == "not-image"
+            else image_png(
+                body["prompt"], *size, kind=behaviour.image_kind, compress_level=behaviour.png_compress_level
+            )
+        )
         if fault == "cut-clean":
             data = data[: len(data) // 2]
         if fault == "no-data":
@@ -392,6 +441,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._partial(payload, hang=fault == "stall")
             return
         self._raw(200, payload, "application/json")
+
+    def _error_answer(self, behaviour: Behaviour, body: dict[str, Any], model: str) -> bool:
+        """Answer an error fault, or a conversation over the behaviour's context limit, the way real servers
+        word them (the model's name, its limits, a proxy's banner); True when the request is answered."""
+        fault = behaviour.fault
+        prompt, completion = _prompt_tokens(body), body.get("max_tokens")
+        completion = completion if isinstance(completion, int) else 0
+        limit = behaviour.context_limit
+        if fault == "500":
+            message = f"The model {model} crashed: CUDA error: an illegal memory access was encountered"
+            self._json(500, {"error": {"message": message, "type": "server_error", "code": 500}})
+        elif fault == "html-502":
+            self._raw(502, PROXY_ERROR_PAGE, "text/html")
+        elif fault == "refuse":
+            error = {
+                "message": REFUSAL_MESSAGE,
+                "type": "invalid_request_error",
+                "code": "content_policy_violation",
+            }
+            self._json(400, {"error": error})
+        elif fault == "context" or (limit is not None and prompt + completion > limit):
+            self._json(400, _context_error(limit or CONTEXT_DEFAULT, prompt, completion))
+        else:
+            return False
+        return True
 
     def _partial(self, payload: bytes, *, hang: bool) -> None:
         """Announce the whole body, send half of it, then stall or drop the connection."""
@@ -446,6 +520,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+def _context_error(limit: int, prompt: int, completion: int) -> dict[str, Any]:
+    """vLLM's answer to a conversation longer than the model's context window (HTTP 400)."""
+    requested = max(prompt + completion, limit + 1)
+    message = (
+        f"This model's maximum context length is {limit} tokens. However, you requested {requested} tokens "
+        f"({prompt} in the messages, {completion} in the completion). Please reduce the length of the "
+        "messages or completion."
+    )
+    return {"object": "error", "message": message, "type": "BadRequestError", "param": None, "code": 400}
+
+
 def _usage(body: dict[str, Any], words: list[str]) -> dict[str, int]:
     prompt = _prompt_tokens(body)
     return {"prompt_tokens": prompt, "completion_tokens": len(words), "total_tokens": prompt + len(words)}
@@ -491,6 +576,12 @@ class _Stream:
             )
             self._end()
             return
+        if fault == "filter":
+            # The content filter withholds the whole answer: no content, only the finish reason.
+            self._event(self._chunk({}, finish_reason="content_filter"))
+            self._event("[DONE]")
+            self._end()
+            return
         if fault == "stall":
             self._words(self.words[:1])
             self.handler.owner.stopping.wait(self.handler.owner.hang_seconds)
@@ -500,11 +591,14 @@ class _Stream:
         self._finish()
 
     def _words(self, words: list[str]) -> None:
-        for index, word in enumerate(words):
+        step = max(1, self.behaviour.words_per_chunk)
+        rng = random.Random(json.dumps(self.body.get("messages"), sort_keys=True))
+        for index in range(0, len(words), step):
             delay = self.behaviour.first_token_latency if index == 0 else self.behaviour.chunk_delay
+            delay *= 1 + self.behaviour.jitter * rng.uniform(-1, 1)
             if delay > 0:
                 time.sleep(delay)
-            self._event(self._chunk({"content": word}))
+            self._event(self._chunk({"content": "".join(words[index : index + step])}))
 
     def _finish(self) -> None:
         self._event(self._chunk({}, finish_reason=self.finish))
