@@ -18,6 +18,7 @@ from workers.backends import (
     BackendError,
     GenerationParams,
     GenerationRequest,
+    InputRejected,
     backend_create,
 )
 from workers.backends.transformers_local import TransformersBackend
@@ -111,16 +112,17 @@ def test_checkpoint_without_chat_template_gets_a_plain_transcript(base_model_dir
     assert answer(chat, ask(messages))
 
 
-def test_chat_template_refusing_the_conversation_is_a_backend_error(tmp_path: Path) -> None:
+def test_chat_template_refusing_the_conversation_is_an_input_rejection(tmp_path: Path) -> None:
     chat = backend(tiny_model_save(tmp_path / "strict", chat_template=REJECT_SYSTEM_TEMPLATE))
     assert answer(chat, ask())  # a plain user turn is fine
-    with pytest.raises(BackendError, match="System role not supported"):
+    with pytest.raises(InputRejected, match="System role not supported"):
         list(chat.stream(ask([{"role": "system", "content": "be brief"}, *HELLO])))
 
 
-def test_conversation_longer_than_the_context_window_is_a_backend_error(model_dir: Path) -> None:
+def test_conversation_longer_than_the_context_window_is_an_input_rejection(model_dir: Path) -> None:
+    """The visitor's input, not the model, is at fault: it must not count toward the model's outage."""
     long_prompt = [{"role": "user", "content": "hello " * 300}]  # the tiny model's window is 256 positions
-    with pytest.raises(BackendError, match="too long for this model"):
+    with pytest.raises(InputRejected, match="too long for this model"):
         list(backend(model_dir).stream(ask(long_prompt)))
 
 
