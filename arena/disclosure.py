@@ -25,6 +25,11 @@ The rules, each with the class of side channel it closes:
 - **Outputs**: a stored output becomes public (a thumbnail) only when no battle can show it again: a generated
   output once its battle is voted, a gallery output only on a showcase prompt (public_generations,
   public_gallery_outputs).
+- **File bytes**: a voter is served a stored file's bytes, so every file is rewritten before it is stored
+  (arena.media.media_accept: outputs, gallery files, uploads): images encoded again from their pixels, glTF
+  without generator, extras, names or unknown keys, OBJ and PLY without comments or telling names, .spz
+  without gzip header fields. The vote's identity-leak check also reads what metadata a stored file still
+  carries (voting.leak.generations_leak_find): a file that names a model voids the vote.
 """
 
 from __future__ import annotations

@@ -5,11 +5,15 @@
     DIR/outputs/<model>/<id>.<ext>          that model's output for the prompt: glb, gltf, obj, ply, splat,
                                             spz (3D) or png, jpg, jpeg, webp (image)
 
-All or nothing: every file is checked by its content first (arena.media.media_inspect) and every problem
-is collected, so one run lists everything wrong with a gallery; only a clean gallery is written, its files
-stored under random names before one short transaction writes the rows. If anything fails on the way the
-files stored so far are deleted again. Importing the same directory again is idempotent: an output whose
-sha256 has not changed is left alone, a changed one is replaced and its old file deleted after the commit.
+All or nothing: every file is checked by its content first (arena.media.media_accept, which also rewrites
+it without metadata: a gallery file's text chunks, EXIF, glTF generator and names or PLY comments must not
+name its model to the voter) and every problem is collected, so one run lists everything wrong with a
+gallery; only a clean gallery is written, its files stored under random names before one short transaction
+writes the rows. If anything fails on the way the
+files stored so far are deleted again. Importing the same directory again is idempotent: `sha256` is the
+stored (rewritten) file's, and rewriting is deterministic, so an output whose rewritten bytes have not
+changed is left alone, a changed one is replaced and its old file deleted after the commit (a gallery
+imported before files were rewritten is rewritten by importing it again).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils.text import slugify
 
-from arena.media import MediaInfo, MediaRejected, media_inspect, media_read, media_save
+from arena.media import MediaInfo, MediaRejected, media_accept, media_inspect, media_read, media_save
 from arena.models import GalleryOutput, Modality, ModelEntry, Prompt, PromptSet
 from workers.backends import BackendConfigError, backend_validate
 
@@ -61,8 +65,10 @@ class GalleryRejected(Exception):
 class _File:
     path: Path
     rel: str  # the path shown in reports, relative to the gallery directory
-    info: MediaInfo
-    sha256: str
+    info: MediaInfo  # of the file as stored (rewritten without metadata)
+    sha256: str  # of the file as stored
+    source_info: MediaInfo  # of the file in the gallery directory
+    source_sha256: str  # of the file in the gallery directory: a change while importing is caught
 
 
 @dataclass
@@ -162,11 +168,19 @@ def _inspect(path: Path, rel: str, ext: str, problems: list[str]) -> _File | Non
         return None
     data = path.read_bytes()
     try:
-        info = media_inspect(data, format_hint=ext, max_bytes=limit)
+        source_info = media_inspect(data, format_hint=ext, max_bytes=limit)
+        clean, info = media_accept(data, info=source_info, max_bytes=limit)
     except MediaRejected as exc:
         problems.append(f"{rel}: {exc}")
         return None
-    return _File(path=path, rel=rel, info=info, sha256=hashlib.sha256(data).hexdigest())
+    return _File(
+        path=path,
+        rel=rel,
+        info=info,
+        sha256=hashlib.sha256(clean).hexdigest(),
+        source_info=source_info,
+        source_sha256=hashlib.sha256(data).hexdigest(),
+    )
 
 
 def _visible(folder: Path) -> list[Path]:
@@ -396,12 +410,14 @@ def _database_check(set_slug: str, modality: str, models: dict[str, _Model], pro
 
 
 def _read_checked(f: _File) -> bytes:
+    """The file as it is stored: read again, unchanged since it was checked, and rewritten (deterministically,
+    so its bytes are the ones `f.sha256` describes)."""
     data = f.path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != f.sha256:
+    if hashlib.sha256(data).hexdigest() != f.source_sha256:
         raise GalleryRejected(
             [f"{f.rel}: the file changed while the gallery was being imported; run it again."]
         )
-    return data
+    return media_accept(data, info=f.source_info)[0]
 
 
 def _stored_sha256(name: str) -> str | None:
@@ -515,7 +531,7 @@ def gallery_import(
                     "media_kind": f.info.kind,
                     "media_meta": f.info.meta,
                     "thumbnail_name": thumb,
-                    "sha256": f.sha256,
+                    "sha256": hashlib.sha256(data).hexdigest(),  # what is stored, whatever planning saw
                 }
                 if old_output is not None:
                     obsolete += [n for n in (old_output.media_name, old_output.thumbnail_name) if n]

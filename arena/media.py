@@ -1,10 +1,13 @@
 """Image and 3D files: what a file really is (checked by content, never by its name), and where it is kept.
 
-Every output a backend makes, every gallery file and every image a voter uploads passes `media_inspect`
-before it is stored: a wrong extension, a truncated mesh, a decompression bomb or an oversized file is
-refused with a message that says which. Files are stored through Django's storage API under random
-names (`media_save`), so no stored name says which model made a file; the browser reaches a battle's
-files only through the battle's own URLs (arena.views.battle_media).
+Every output a backend makes, every gallery file and every image a voter uploads passes `media_accept`
+before it is stored: `media_inspect` refuses a wrong extension, a truncated mesh, an image over
+ARENA_MAX_IMAGE_PIXELS (read from its header, before a pixel is decoded) or an oversized file with a message
+that says which, and `media_sanitise` rewrites the file without its metadata (text chunks, EXIF, glTF
+generator, names and extras, PLY comments), so the bytes a voter is served cannot name the model. Files
+are stored through Django's storage API under random names (`media_save`), so no stored name says which
+model made a file; the browser reaches a battle's files only through the battle's own URLs
+(arena.views.battle_media).
 """
 
 from __future__ import annotations
@@ -120,12 +123,25 @@ def media_inspect(data: bytes, *, format_hint: str | None = None, max_bytes: int
 # --- images ------------------------------------------------------------------------------------------------
 
 
-def _image(data: bytes) -> MediaInfo:
+def pillow_limit_set() -> None:
+    """Pillow's own bomb check, as a backstop behind `pixels_check` (it only warns below twice its limit)."""
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = settings.ARENA_MAX_IMAGE_PIXELS
+
+
+def _image(data: bytes) -> MediaInfo:
+    from PIL import Image
+
+    from arena.media_clean import image_size, pixels_check
+
+    pillow_limit_set()
+    size = image_size(data)  # the header's own numbers, before Pillow reads anything
+    if size is not None:
+        pixels_check(*size)
     try:
         with Image.open(io.BytesIO(data)) as img:
+            pixels_check(*img.size)  # Pillow's reading of the header, still before any pixel is decoded
             img.verify()  # checks the structure and checksums without decoding everything
         with Image.open(io.BytesIO(data)) as img:
             img.load()  # a truncated file fails here
@@ -135,6 +151,8 @@ def _image(data: bytes) -> MediaInfo:
             f"The image has too many pixels; the limit is {settings.ARENA_MAX_IMAGE_PIXELS:,}."
         ) from exc
     except (OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, MediaRejected):
+            raise
         raise MediaRejected(f"The image is damaged or unreadable: {exc}") from exc
     fmt = {"jpeg": "jpg"}.get(fmt, fmt)
     if fmt not in IMAGE_FORMATS:
@@ -216,14 +234,18 @@ def _obj(data: bytes) -> MediaInfo:
     return _mesh_info("obj", data, _trimesh_scene(data, "obj"))
 
 
-def _ply_header(data: bytes) -> tuple[str, list[tuple[str, int, list[str]]], int]:
+PlyElement = tuple[str, int, list[list[str]]]  # name, count, each property's tokens after "property"
+
+
+def ply_header_lines(data: bytes) -> tuple[str, list[PlyElement], int]:
+    """(format, elements, where the data starts). An unknown property type is refused here."""
     end = data.find(b"end_header")
     if end < 0 or end > 64 * 1024:
         raise MediaRejected("The PLY file has no end_header line.")
     body_start = data.index(b"\n", end) + 1
     lines = data[:end].decode("ascii", errors="replace").splitlines()
     fmt = ""
-    elements: list[tuple[str, int, list[str]]] = []
+    elements: list[PlyElement] = []
     for line in lines[1:]:
         parts = line.split()
         if not parts:
@@ -233,10 +255,20 @@ def _ply_header(data: bytes) -> tuple[str, list[tuple[str, int, list[str]]], int
         elif parts[0] == "element" and len(parts) == 3:
             elements.append((parts[1], int(parts[2]), []))
         elif parts[0] == "property" and elements:
-            elements[-1][2].append(parts[-1])
+            tokens = parts[1:]
+            if len(tokens) != (4 if tokens[:1] == ["list"] else 2):
+                raise MediaRejected("The PLY file has a malformed property line.")
+            for ply_type in tokens[1:3] if tokens[0] == "list" else tokens[:1]:
+                ply_type_size(ply_type)
+            elements[-1][2].append(tokens)
     if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
-        raise MediaRejected(f"The PLY file has an unknown format line {fmt!r}.")
+        raise MediaRejected(f"The PLY file has an unknown format line {fmt[:40]!r}.")
     return fmt, elements, body_start
+
+
+def _ply_header(data: bytes) -> tuple[str, list[tuple[str, int, list[str]]], int]:
+    fmt, elements, body_start = ply_header_lines(data)
+    return fmt, [(name, count, [p[-1] for p in props]) for name, count, props in elements], body_start
 
 
 _PLY_SIZES = {
@@ -245,6 +277,13 @@ _PLY_SIZES = {
     **dict.fromkeys(("int", "uint", "int32", "uint32", "float", "float32"), 4),
     **dict.fromkeys(("double", "float64"), 8),
 }
+
+
+def ply_type_size(ply_type: str) -> int:
+    size = _PLY_SIZES.get(ply_type)
+    if size is None:
+        raise MediaRejected("The PLY file declares a property of an unknown type.")
+    return size
 
 
 def _ply(data: bytes) -> MediaInfo:
@@ -282,8 +321,9 @@ def _splat(data: bytes) -> MediaInfo:
     return MediaInfo("splat", "splat", {"splats": len(records), "bytes": len(data)})
 
 
-def _spz(data: bytes) -> MediaInfo:
-    limit = settings.ARENA_MAX_MEDIA_BYTES * 8  # spz compresses about 10x: bound what a bomb can inflate to
+def spz_inflate(data: bytes) -> bytes:
+    """The .spz payload, inflated within a bound (spz compresses about 10x; a bomb stops at the bound)."""
+    limit = settings.ARENA_MAX_MEDIA_BYTES * 8
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
         raw = inflater.decompress(data, limit)
@@ -293,6 +333,11 @@ def _spz(data: bytes) -> MediaInfo:
         raise MediaRejected("The .spz file inflates beyond the size limit.")
     if not inflater.eof:
         raise MediaRejected("The .spz file is truncated.")
+    return raw
+
+
+def spz_payload_size(raw: bytes) -> int:
+    """Bytes the header and its splats take in an inflated .spz (anything after them is not part of it)."""
     if len(raw) < 16:
         raise MediaRejected("The .spz file is too short for its header.")
     magic, version, points, sh_degree, _fraction, _flags, _reserved = struct.unpack_from("<IIIBBBB", raw)
@@ -310,6 +355,13 @@ def _spz(data: bytes) -> MediaInfo:
         raise MediaRejected(
             f"The .spz file is truncated: {points:,} splats need {needed:,} bytes, got {len(raw):,}."
         )
+    return needed
+
+
+def _spz(data: bytes) -> MediaInfo:
+    raw = spz_inflate(data)
+    spz_payload_size(raw)
+    (points,) = struct.unpack_from("<I", raw, 8)
     return MediaInfo("spz", "splat", {"splats": points, "bytes": len(data)})
 
 
@@ -324,6 +376,68 @@ _INSPECTORS = {
     "splat": _splat,
     "spz": _spz,
 }
+
+
+# --- rewriting on the way in --------------------------------------------------------------------------------
+
+
+def media_sanitise(data: bytes, info: MediaInfo) -> bytes:
+    """The file rewritten without metadata (arena.media_clean says what each format keeps). `info` is what
+    media_inspect said of `data`; the result is deterministic: the same file always stores the same bytes."""
+    from arena import media_clean
+
+    if info.kind == "image":
+        return media_clean.image_clean(data, info.format)
+    rewrite = {
+        "glb": media_clean.glb_clean,
+        "gltf": media_clean.gltf_clean,
+        "obj": media_clean.obj_clean,
+        "ply": media_clean.ply_clean,
+        "spz": media_clean.spz_clean,
+    }.get(info.format)
+    try:
+        return rewrite(data) if rewrite is not None else data  # .splat: fixed records, nothing else
+    except MediaRejected:
+        raise
+    except Exception as exc:  # a structure the inspector let through but the rewriter cannot follow
+        raise MediaRejected(
+            f"The {info.format.upper()} file could not be rewritten ({type(exc).__name__})."
+        ) from exc
+
+
+def media_accept(
+    data: bytes,
+    *,
+    format_hint: str | None = None,
+    max_bytes: int | None = None,
+    info: MediaInfo | None = None,
+) -> tuple[bytes, MediaInfo]:
+    """Every stored file comes through here: checked by content, rewritten without metadata, and described as
+    stored (sizes change; an image turned by its EXIF orientation swaps width and height). The rewritten file
+    is checked again, so what is stored is known to open and to hold the same geometry. `info`: what
+    media_inspect already said of `data` (it is not inspected twice)."""
+    if info is None:
+        info = media_inspect(data, format_hint=format_hint, max_bytes=max_bytes)
+    clean = media_sanitise(data, info)
+    if clean == data:
+        return data, info
+    limit = max(max_bytes if max_bytes is not None else settings.ARENA_MAX_MEDIA_BYTES, len(clean))
+    try:
+        stored = media_inspect(clean, format_hint=info.format, max_bytes=limit)
+    except MediaRejected as exc:
+        raise MediaRejected(f"The {info.format.upper()} file could not be rewritten: {exc}") from exc
+    for key in ("vertices", "faces", "splats"):
+        if info.meta.get(key) != stored.meta.get(key):
+            raise MediaRejected(f"The {info.format.upper()} file could not be rewritten without changing it.")
+    return clean, stored
+
+
+def media_strings(data: bytes, fmt: str) -> list[str]:
+    """Every readable string a file carries besides its pixels, geometry and splats (what media_sanitise
+    removes). The vote's leak check reads it: a stored file that still names a model voids the vote."""
+    from arena.media_clean import metadata_strings
+
+    return metadata_strings(data, format_clean(fmt) or "")
 
 
 # --- storage -----------------------------------------------------------------------------------------------

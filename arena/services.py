@@ -10,7 +10,7 @@ from django.db.models import Count
 
 from arena.audit import audit_record
 from arena.errors import Conflict, ContentBlocked, InvalidInput, NotAllowed, NotFound, Unavailable
-from arena.media import MediaInfo, MediaRejected, media_inspect, media_save
+from arena.media import MediaInfo, MediaRejected, media_accept, media_inspect, media_save
 from arena.models import Battle, GalleryOutput, Generation, Modality, ModelEntry, Prompt
 from arena.moderation import ModerationUnavailable, content_check
 from arena.sampling import Candidate, NoPairAvailable, pair_sample, pair_sample_informed
@@ -101,15 +101,18 @@ def _pair_choose(modality: str, candidates: list[Candidate] | None = None) -> tu
 _NO_PAIR = "Not enough models are available for a battle right now. Try again soon."
 
 
-def input_image_clean(data: bytes) -> MediaInfo:
-    """An uploaded image-to-3D input: an image by content, within the upload limit."""
+def input_image_clean(data: bytes) -> tuple[bytes, MediaInfo]:
+    """An uploaded image-to-3D input: an image by content, within the upload size and pixel limits, encoded
+    again from its pixels (EXIF, GPS position, text chunks and the like are not kept: the file goes to models
+    and back to the page)."""
+    limit = settings.ARENA_MAX_UPLOAD_BYTES
     try:
-        info = media_inspect(data, max_bytes=settings.ARENA_MAX_UPLOAD_BYTES)
+        info = media_inspect(data, max_bytes=limit)
+        if info.kind != "image":
+            raise InvalidInput(f"Upload a PNG, JPEG or WebP image; this file is {info.format.upper()}.")
+        return media_accept(data, info=info, max_bytes=limit)
     except MediaRejected as exc:
         raise InvalidInput(f"The uploaded image was refused: {exc}") from None
-    if info.kind != "image":
-        raise InvalidInput(f"Upload a PNG, JPEG or WebP image; this file is {info.format.upper()}.")
-    return info
 
 
 def battle_create(
@@ -126,7 +129,7 @@ def battle_create(
         raise InvalidInput("Text battles take a text prompt only; image inputs are for 3D battles.")
     if modality == Modality.IMAGE and image is not None:
         raise InvalidInput("Image battles are text-to-image: type a prompt instead of uploading an image.")
-    info = input_image_clean(image) if image is not None else None
+    image, info = input_image_clean(image) if image is not None else (None, None)
     prompt = (
         prompt_clean(prompt_text)
         if info is None or (isinstance(prompt_text, str) and prompt_text.strip())

@@ -16,7 +16,7 @@ from ranking.services import leaderboard_refresh_soon
 from ranking.tallies import tally_record
 from voting.categories import battle_categories, format_categories
 from voting.identity import network_of, salted_hash
-from voting.leak import leak_find, leak_terms
+from voting.leak import generations_leak_find, leak_terms
 from voting.metadata import conv_metadata
 from voting.models import Vote, Voter
 from voting.risk import vote_hold_audit, vote_risk_assess, vote_verdict
@@ -169,7 +169,8 @@ def _vote_write(
     if battle.status == Battle.Status.FAILED:
         raise Conflict("One side failed to answer, so this battle cannot be voted on. Start a new battle.")
     generations = list(battle.generations.order_by("turn"))
-    leak = leak_find([(g.side, g.output) for g in generations], _identity_terms())
+    # The answers, and what metadata each side's stored file still carries (a PNG text chunk, glTF names).
+    leak = generations_leak_find(generations, _identity_terms())
     # An answer hidden by the content filter voids the vote like a leak does: it is in the battle itself.
     excluded = battle_excluded_reason(battle, generations)
     fresh = Voter.objects.select_for_update().get(id=voter.id)

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from arena.gallery import GalleryRejected, gallery_import
-from arena.media import media_read
+from arena.media import media_accept, media_read
 from arena.models import GalleryOutput, ModelEntry, Prompt, PromptSet
 from tests.support.gallery import (
     gallery_dir_write,
@@ -267,8 +267,9 @@ def test_a_changed_file_replaces_its_output_and_the_old_file_is_deleted(
         report = gallery_import(directory)
 
     after = GalleryOutput.objects.get(model__slug="beta3d", prompt__gallery_key="robot")
-    assert after.id == before.id and after.sha256 == hashlib.sha256(new_glb).hexdigest()
-    assert after.media_name != before.media_name and media_read(after.media_name) == new_glb
+    stored_glb = media_accept(new_glb, format_hint="glb")[0]  # stored as rewritten without metadata
+    assert after.id == before.id and after.sha256 == hashlib.sha256(stored_glb).hexdigest()
+    assert after.media_name != before.media_name and media_read(after.media_name) == stored_glb
     assert after.thumbnail_name and after.thumbnail_name != before.thumbnail_name
     assert after.media_meta["faces"] == 320
     stored = _stored(media_root)
