@@ -49,6 +49,9 @@ class ModelEntry(models.Model):
         help_text="Rivals this model is preferentially paired with.",
     )
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # Inputs this model's server refused in a row (context length, content refusal): not failures, since a
+    # visitor chooses the prompt, but a streak of them asks for a probe (a misconfigured model refuses all).
+    consecutive_rejections = models.PositiveIntegerField(default=0)
     outage_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -6,6 +6,7 @@ gave the row to another worker, a late writer changes nothing. That makes the ta
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
@@ -21,7 +22,7 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from arena.audit import audit_record
@@ -55,8 +56,6 @@ PROBE_MEDIA_PROMPT = "a red apple on a white table"
 
 # How long a probe asked for by a failure streak keeps others from asking again (the probe task's hard limit).
 OUTAGE_VERIFY_LOCK_SECONDS = 150
-# A streak of input rejections older than this is forgotten.
-REJECTION_STREAK_SECONDS = 3600
 # The staff detail is a diagnosis, not a transcript.
 ERROR_DETAIL_LIMIT = 2000
 
@@ -567,45 +566,33 @@ def model_health_record(*, model_id: int, ok: bool, kind: FailureKind | None = N
     Why not the count alone: the visitor chooses the prompt, and some prompts make a healthy model's server
     fail (a 5xx on a crafted input). Counting alone let six such prompts empty the arena; the probe's fixed,
     harmless prompt tells a model that is down from prompts that were at fault. Input rejections (kind INPUT)
-    neither count nor reset the streak; they build their own, so that a model rejecting *every* input (a
-    misconfigured one) is probed as well."""
-    if kind == FailureKind.INPUT:
-        if _rejection_streak_add(model_id) >= settings.ARENA_OUTAGE_AFTER_FAILURES:
-            outage_verify_request(model_id=model_id)
-        return
+    neither count nor reset the failure streak; they build their own, so that a model rejecting *every* input
+    (a misconfigured one) is probed as well."""
+    models = ModelEntry.objects.filter(id=model_id)
     if ok:
-        ModelEntry.objects.filter(id=model_id, consecutive_failures__gt=0).update(consecutive_failures=0)
-        cache.delete(_rejections_key(model_id))
+        models.filter(Q(consecutive_failures__gt=0) | Q(consecutive_rejections__gt=0)).update(
+            consecutive_failures=0, consecutive_rejections=0
+        )
         return
-    ModelEntry.objects.filter(id=model_id).update(consecutive_failures=F("consecutive_failures") + 1)
-    suspect = ModelEntry.objects.filter(
-        id=model_id, outage_since__isnull=True, consecutive_failures__gte=settings.ARENA_OUTAGE_AFTER_FAILURES
-    ).exists()
-    if suspect:
+    streak = "consecutive_rejections" if kind == FailureKind.INPUT else "consecutive_failures"
+    models.update(**{streak: F(streak) + 1})
+    threshold = settings.ARENA_OUTAGE_AFTER_FAILURES
+    if models.filter(outage_since__isnull=True, **{f"{streak}__gte": threshold}).exists():
         outage_verify_request(model_id=model_id)
-
-
-def _rejections_key(model_id: int) -> str:
-    return f"arena:input-rejections:{model_id}"
 
 
 def _verify_key(model_id: int) -> str:
     return f"arena:outage-verify:{model_id}"
 
 
-def _rejection_streak_add(model_id: int) -> int:
-    key = _rejections_key(model_id)
-    cache.add(key, 0, REJECTION_STREAK_SECONDS)
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, REJECTION_STREAK_SECONDS)
-        return 1
-
-
 def outage_verify_request(*, model_id: int) -> None:
     """Send a confirming probe to the model's own queue (where its GPU and files are), once at a time."""
-    if not cache.add(_verify_key(model_id), 1, OUTAGE_VERIFY_LOCK_SECONDS):
+    try:
+        first = cache.add(_verify_key(model_id), 1, OUTAGE_VERIFY_LOCK_SECONDS)
+    except Exception:  # the lock only saves duplicate probes: without the cache, send one anyway
+        logger.warning("cache unavailable: probing model %s without the lock", model_id, exc_info=True)
+        first = True
+    if not first:
         return  # a probe is already on its way; its answer settles this streak too
     from workers.tasks import model_probe_task
 
@@ -629,11 +616,9 @@ def model_outage_enter(*, model_id: int, reason: str) -> bool:
 
 def _model_recovered(model_id: int) -> None:
     """The model answered its probe: back into sampling, streaks cleared."""
-    back = ModelEntry.objects.filter(id=model_id, outage_since__isnull=False).update(
-        outage_since=None, consecutive_failures=0
-    )
-    ModelEntry.objects.filter(id=model_id, consecutive_failures__gt=0).update(consecutive_failures=0)
-    cache.delete(_rejections_key(model_id))
+    models = ModelEntry.objects.filter(id=model_id)
+    back = models.filter(outage_since__isnull=False).update(outage_since=None)
+    models.update(consecutive_failures=0, consecutive_rejections=0)
     if back:
         candidates_invalidate()
         logger.info("model %s is back from outage: it answered its probe", model_id)
@@ -645,9 +630,8 @@ def model_probe(*, model_id: int, confirm: bool = False) -> tuple[bool, str]:
     outage at once and clears its streaks; with `confirm` (a failure streak asked for this probe) a failure
     puts it into outage. Returns (ok, the answer or the error; staff read it, voters never do)."""
     model = ModelEntry.objects.get(id=model_id)
-    try:
-        ok, text = _probe_run(model)
-    finally:
+    ok, text = _probe_run(model)
+    with contextlib.suppress(Exception):  # the lock lapses on its own; the probe's answer matters more
         cache.delete(_verify_key(model_id))
     if ok:
         _model_recovered(model_id)

@@ -1,4 +1,5 @@
-"""A failed side keeps the backend's words for staff (error_detail) and shows voters a neutral text by kind.
+"""A failed side keeps the backend's words for staff (error_detail) and shows voters a neutral text by kind;
+a model counts the inputs its server refused in a row apart from its failures (consecutive_rejections).
 
 Rows failed before this migration held the backend's own message in `error`, which the battle page showed: it is
 moved to `error_detail`, and `error` becomes the neutral 'unavailable' text (frozen here as it read at the time).
@@ -46,6 +47,11 @@ class Migration(migrations.Migration):
                 ],
                 max_length=12,
             ),
+        ),
+        migrations.AddField(
+            model_name="modelentry",
+            name="consecutive_rejections",
+            field=models.PositiveIntegerField(default=0),
         ),
         migrations.RunPython(failures_split, failures_join),
     ]

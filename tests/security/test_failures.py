@@ -271,9 +271,9 @@ def test_a_model_that_rejects_every_input_is_probed_and_taken_out(worker, server
         assert misconfigured.id in (battle.model_a_id, battle.model_b_id)
         assert Generation.objects.get(battle=battle, model=misconfigured).failure_kind == "input"
     wait_for(lambda: ModelEntry.objects.get(id=misconfigured.id).in_outage, timeout=15)
-    assert ModelEntry.objects.get(id=misconfigured.id).consecutive_failures == 0, (
-        "rejections are not failures"
-    )
+    picky = ModelEntry.objects.get(id=misconfigured.id)
+    assert picky.consecutive_failures == 0, "rejections are not failures"
+    assert picky.consecutive_rejections >= 3, "they are a streak of their own"
 
 
 # --- Which backend errors are the input's fault -------------------------------------------------------------
