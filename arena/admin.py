@@ -70,7 +70,13 @@ class ModelEntryAdmin(admin.ModelAdmin):
     list_filter = ["modality", "backend_kind", "active", "released"]
     search_fields = ["slug", "display_name", "organization"]
     filter_horizontal = ["battle_targets"]
-    readonly_fields = ["consecutive_failures", "outage_since", "created_at", "updated_at"]
+    readonly_fields = [
+        "consecutive_failures",
+        "consecutive_rejections",  # inputs its server refused in a row; a streak asks for a probe
+        "outage_since",
+        "created_at",
+        "updated_at",
+    ]
     actions = ["probe", "enable", "disable", "set_weight"]
 
     @admin.action(description="Enable for battles…", permissions=["change"])
