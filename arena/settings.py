@@ -149,6 +149,9 @@ if REDIS_URL:
                     {
                         "address": REDIS_URL,
                         "max_connections": env_int("CHANNELS_REDIS_MAX_CONNECTIONS", 1000, minimum=10),
+                        # redis-py 8 reads with a 5 s socket timeout by default, the same as channels-redis's
+                        # 5 s BZPOPMIN: an idle websocket's receive timed out and its consumer died. Longer.
+                        "socket_timeout": 15,
                     }
                 ],
                 "prefix": env_str("CHANNELS_PREFIX", "asgi"),
