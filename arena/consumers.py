@@ -84,3 +84,11 @@ class BattleConsumer(GroupRelayConsumer):
 
     async def battle_event(self, message: dict[str, Any]) -> None:
         await self.relay(message["event"])
+
+
+class NoRouteConsumer(AsyncWebsocketConsumer):
+    """The last websocket route: a path no other route takes is refused (4404) instead of raising in the
+    router, which the server would log as a crash and answer as a 500."""
+
+    async def connect(self) -> None:
+        await self.close(code=4404)

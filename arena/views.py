@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from arena import services
+from arena.disclosure import outputs_shown
 from arena.errors import ArenaError, InvalidInput, NotFound
 from arena.media import CONTENT_TYPES
 from arena.models import Generation, Modality, Prompt
@@ -121,7 +122,7 @@ def battle_start(request: HttpRequest) -> HttpResponse:
 def _media_response(name: str, fmt: str, *, private: bool) -> HttpResponse:
     try:
         handle = default_storage.open(name, "rb")
-    except FileNotFoundError:
+    except OSError:  # gone, or a name no file could have (too long for the file system, say)
         raise NotFound("This file is no longer stored.") from None
     response = FileResponse(handle, content_type=CONTENT_TYPES.get(fmt, "application/octet-stream"))
     # Names are random and contents never change: cache for a day, privately for a battle's own files.
@@ -139,7 +140,9 @@ def battle_media(request: HttpRequest, code: str, turn: int, side: str, ext: str
     gen = Generation.objects.filter(
         battle=battle, turn=turn, side=side, status=Generation.Status.DONE
     ).first()
-    if gen is None or not gen.media_name or gen.media_format != ext:
+    staff = request.user.is_active and request.user.is_staff
+    # Before both sides are done, a finished side's file answers as a missing one (arena.disclosure).
+    if gen is None or not gen.media_name or gen.media_format != ext or not (staff or outputs_shown(battle)):
         raise NotFound("This battle has no such output.")
     return _media_response(gen.media_name, gen.media_format, private=True)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostE
 from django.http.multipartparser import MultiPartParserError
 
 from arena.errors import ArenaError, InvalidInput
-from arena.request_limits import RATE_LIMITED, PayloadTooLarge, body_limit, too_large_message
+from arena.request_limits import (
+    RATE_LIMITED,
+    UPLOAD_ENDPOINTS,
+    PayloadTooLarge,
+    body_limit,
+    too_large_message,
+)
 from arena.textcheck import text_clean, text_valid
 from voting.identity import client_ip
 from voting.limits import address_scopes, rate_check, voter_scopes
@@ -111,10 +118,17 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999999 parses as infinity
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
 def _json_payload(request: HttpRequest) -> Any:
     body = _body(request)
     try:
-        return json.loads(body or b"{}", parse_constant=_no_constant)
+        return json.loads(body or b"{}", parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
         raise InvalidInput(f"The JSON is nested too deeply (at most {MAX_JSON_DEPTH} levels).") from None
     except ValueError:  # also bad UTF-8, and integers longer than Python parses (4,300 digits)
@@ -128,13 +142,19 @@ def _form_payload(request: HttpRequest) -> dict[str, Any]:
     if declared is not None and declared > limit:
         raise PayloadTooLarge(too_large_message(limit))
     try:
-        return request.POST.dict()
+        fields = request.POST.dict()
+        files = bool(request.FILES)
     except RequestDataTooBig:  # the form's fields alone, files aside
         raise PayloadTooLarge(too_large_message(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)) from None
     except (TooManyFieldsSent, TooManyFilesSent):
         raise InvalidInput("The form has too many fields.") from None
     except (MultiPartParserError, UnreadablePostError, UnicodeDecodeError):
         raise InvalidInput("The form data could not be read.") from None
+    if (files or getattr(request, "upload_refused", None)) and (
+        match is None or match.view_name not in UPLOAD_ENDPOINTS
+    ):
+        raise InvalidInput("This endpoint takes no files.")
+    return fields
 
 
 def _field_name(path: str, key: object) -> str:
