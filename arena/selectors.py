@@ -12,6 +12,7 @@ from django.db.models import Count
 from django.urls import reverse
 
 from arena.disclosure import (
+    PublicNames,
     countable_battles,
     public_gallery_outputs,
     public_generations,
@@ -359,10 +360,11 @@ def battle_review(battle: Battle) -> dict[str, Any]:
 def stats_public() -> dict[str, Any]:
     """Voted battles and votes per modality and per released model, cached briefly. Only voted battles count
     (arena.disclosure.countable_battles): a counter that moved when a battle started would name its models."""
-    key = "arena:stats-public"
+    names = public_names()
+    key = f"arena:stats-public:{names.version}"  # a release names its model at once
     cached = cache.get(key)
     if cached is None:
-        cached = _stats_compute()
+        cached = _stats_compute(names)
         cache.set(key, cached, settings.ARENA_PUBLIC_STATS_CACHE_SECONDS)
     return cached
 
@@ -371,7 +373,7 @@ def _counts() -> dict[str, int]:
     return {"battles": 0, "votes": 0, "counted_votes": 0}
 
 
-def _stats_compute() -> dict[str, Any]:
+def _stats_compute(names: PublicNames) -> dict[str, Any]:
     from django.db.models import Q
     from django.utils import timezone
 
@@ -392,8 +394,7 @@ def _stats_compute() -> dict[str, Any]:
             counts["votes"] += row["n"]
             counts["counted_votes"] += row["counted"]
     # Unreleased models are tested anonymously: their names stay private until release (arena.disclosure).
-    names = public_names().shown
-    models = ModelEntry.objects.filter(id__in=[i for i in per_model if i in names]).order_by(
+    models = ModelEntry.objects.filter(id__in=[i for i in per_model if i in names.shown]).order_by(
         "modality", "slug"
     )
     return {
