@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.cache import cache, caches
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
@@ -13,7 +14,17 @@ from django.test import Client
 from arena.models import Battle
 from tests.support.challenge import vote_post
 from tests.voting.conftest import fresh_ip, ready_battle, session_voter
-from voting.limits import RateLimited, Scope, battle_rate_check, duration_text, limits_check
+from voting.limits import (
+    RateLimited,
+    Scope,
+    address_scopes,
+    battle_rate_check,
+    duration_text,
+    generation_rate_check,
+    limits_check,
+    limits_peek,
+    rate_check,
+)
 from voting.models import Vote
 from voting.rates import Rate, env_rate, rate_parse
 
@@ -21,7 +32,7 @@ from voting.rates import Rate, env_rate, rate_parse
 @pytest.fixture
 def generous(settings):
     """Every limit far away, so a test can tighten just the one it is about."""
-    for kind in ("VOTE", "BATTLE"):
+    for kind in ("VOTE", "BATTLE", "GENERATION"):
         for scope in ("VOTER", "IP", "NETWORK"):
             setattr(settings, f"ARENA_{kind}_RATE_PER_{scope}", Rate(1000, 3600))
     return settings
@@ -133,3 +144,33 @@ def test_durations_read_naturally():
         "2 hours",
         "24 hours",
     ]
+
+
+def test_a_generation_budget_counts_units_not_calls(db, generous):
+    generous.ARENA_GENERATION_RATE_PER_VOTER = "5/3600"
+    ip = fresh_ip()
+    generation_rate_check(voter_id=424242, ip=ip, generations=2)
+    generation_rate_check(voter_id=424242, ip=ip, generations=2)
+    with pytest.raises(RateLimited, match="Too many generations from you: the limit is 5 per 1 hour"):
+        generation_rate_check(voter_id=424242, ip=ip, generations=2)
+
+
+def test_unknown_addresses_share_one_limited_bucket(db, generous):
+    generous.ARENA_BATTLE_RATE_PER_IP = "2/600"
+    battle_rate_check(voter_id=None, ip=None)
+    battle_rate_check(voter_id=None, ip=None)
+    with pytest.raises(RateLimited, match="from your network address"):
+        battle_rate_check(voter_id=None, ip=None)
+    battle_rate_check(voter_id=None, ip=fresh_ip())  # a known address keeps its own budget
+
+
+async def test_a_peek_sees_a_spent_budget_and_counts_nothing(generous):
+    generous.ARENA_BATTLE_RATE_PER_IP = "2/600"
+    ip = fresh_ip()
+    scopes = address_scopes(ip=ip, kind="battle")
+    for _ in range(3):
+        assert await limits_peek(action="battle", noun="new battles", scopes=scopes) is None
+    await sync_to_async(rate_check)("battle", scopes=scopes, cost=2)
+    refusal = await limits_peek(action="battle", noun="new battles", scopes=scopes)
+    assert refusal is not None and refusal.status == 429 and 590 <= refusal.retry_after <= 600
+    assert "Too many new battles from your network address" in refusal.message
