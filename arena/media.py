@@ -437,7 +437,16 @@ def media_strings(data: bytes, fmt: str) -> list[str]:
     removes). The vote's leak check reads it: a stored file that still names a model voids the vote."""
     from arena.media_clean import metadata_strings
 
-    return metadata_strings(data, format_clean(fmt) or "")
+    return metadata_strings(io.BytesIO(data), format_clean(fmt) or "")
+
+
+def media_strings_stored(name: str, fmt: str) -> list[str]:
+    """media_strings of a stored file, reading only what can hold metadata where the format allows (a GLB's
+    JSON and textures, a PLY's header), so a vote on a large mesh does not read its geometry."""
+    from arena.media_clean import metadata_strings
+
+    with default_storage.open(name, "rb") as handle:
+        return metadata_strings(handle, format_clean(fmt) or "")
 
 
 # --- storage -----------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ import re
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.conf import settings
 
@@ -49,7 +49,8 @@ from arena.media import MediaRejected, ply_header_lines, ply_type_size, spz_infl
 JPEG_QUALITY = 95
 WEBP_QUALITY = 95
 _SAVE_MODES = {
-    "png": {"1", "L", "LA", "I", "I;16", "RGB", "RGBA", "P"},
+    # No palette mode: a palette's unused entries are bytes of the sender's choosing (text, say).
+    "png": {"1", "L", "LA", "I", "I;16", "RGB", "RGBA"},
     "jpg": {"L", "RGB"},
     "webp": {"RGB", "RGBA"},
 }
@@ -469,9 +470,13 @@ def _bufferview_refs(value: Any) -> Iterator[int]:
 def _views_rebuild(
     clean: dict[str, Any], views: list[Any], buffers: list[bytes], images: dict[int, Any]
 ) -> bytes:
-    """One buffer holding each buffer view in turn (4-byte aligned, as accessors need): a view something uses
-    keeps its bytes, a texture's view gets the texture encoded again, a view nothing uses is zeros."""
+    """One buffer holding each buffer view in turn (4-byte aligned, as accessors need): a texture's view gets
+    the texture encoded again; any other view keeps the bytes its accessors read, and every byte no accessor
+    reads (a view nobody uses, the end of a view, the gap in a stride) becomes zero."""
+    clean_views = clean.get("bufferViews", [])
     used = set(_bufferview_refs({k: v for k, v in clean.items() if k != "bufferViews"}))
+    if any(ref >= len(clean_views) or ref < 0 for ref in used):
+        raise _Damaged("a reference to a buffer view that does not exist")
     image_views = {}
     for i, (data, fmt) in images.items():
         image = clean["images"][i]
@@ -480,20 +485,70 @@ def _views_rebuild(
             image_views[int(image["bufferView"])] = data
         else:
             image["uri"] = f"data:{_MIME[fmt]};base64," + base64.b64encode(data).decode("ascii")
+    masks = _accessor_masks(clean.get("accessors", []), views)
     out = bytearray()
-    for i, view in enumerate(clean.get("bufferViews", [])):
+    for i, view in enumerate(clean_views):
         if i in image_views:
             data = image_views[i]
-        elif i in used:
-            data = _view_bytes(views, buffers, i)
+        elif i in masks:
+            data = _masked(_view_bytes(views, buffers, i), masks[i])
         else:
             data = bytes(int(views[i]["byteLength"]))
         out += b"\0" * (-len(out) % 4)
         view.update(buffer=0, byteOffset=len(out), byteLength=len(data))
         out += data
-    if any(ref >= len(clean.get("bufferViews", [])) or ref < 0 for ref in used):
-        raise _Damaged("a reference to a buffer view that does not exist")
     return bytes(out)
+
+
+_COMPONENT_SIZES = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}
+_COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
+
+
+def _element_size(accessor: dict[str, Any]) -> int:
+    """Bytes of one element; a matrix's columns start on 4-byte boundaries (glTF 2.0, 3.6.2.4)."""
+    size = _COMPONENT_SIZES[int(accessor["componentType"])]
+    kind = accessor["type"]
+    if kind.startswith("MAT"):
+        side = int(kind[3])
+        return side * (side * size + (-(side * size) % 4))
+    return _COMPONENTS[kind] * size
+
+
+def _accessor_masks(accessors: list[Any], views: list[Any]) -> dict[int, Any]:
+    """For each buffer view an accessor reads: which of its bytes are read."""
+    import numpy as np
+
+    masks: dict[int, Any] = {}
+
+    def mark(view_index: int, offset: int, count: int, size: int, stride: int) -> None:
+        length = int(views[view_index]["byteLength"])
+        mask = masks.setdefault(view_index, np.zeros(length, dtype=bool))
+        if count <= 0:
+            return
+        if offset < 0 or size <= 0 or stride < size or offset + (count - 1) * stride + size > length:
+            raise _Damaged("an accessor reads past its buffer view")
+        rows = np.lib.stride_tricks.as_strided(mask[offset:], shape=(count, size), strides=(stride, 1))
+        rows[:] = True
+
+    for accessor in accessors:
+        size, count = _element_size(accessor), int(accessor["count"])
+        if "bufferView" in accessor:
+            view = int(accessor["bufferView"])
+            stride = int(views[view].get("byteStride", 0)) or size
+            mark(view, int(accessor.get("byteOffset", 0)), count, size, stride)
+        sparse = accessor.get("sparse")
+        if isinstance(sparse, dict):
+            n, indices, values = int(sparse["count"]), sparse["indices"], sparse["values"]
+            index_size = _COMPONENT_SIZES[int(indices["componentType"])]
+            mark(int(indices["bufferView"]), int(indices.get("byteOffset", 0)), n, index_size, index_size)
+            mark(int(values["bufferView"]), int(values.get("byteOffset", 0)), n, size, size)
+    return masks
+
+
+def _masked(data: bytes, mask: Any) -> bytes:
+    import numpy as np
+
+    return np.where(mask, np.frombuffer(data, dtype=np.uint8), 0).astype(np.uint8).tobytes()
 
 
 # --- OBJ ---------------------------------------------------------------------------------------------------
@@ -503,6 +558,24 @@ _OBJ_REF = re.compile(r"-?\d+(/-?\d*){0,2}")
 _OBJ_DATA = {"v": _OBJ_NUMBER, "vt": _OBJ_NUMBER, "vn": _OBJ_NUMBER, "vp": _OBJ_NUMBER}
 _OBJ_DATA |= {"f": _OBJ_REF, "l": _OBJ_REF, "p": _OBJ_REF}
 _OBJ_NAMED = {"o": "object", "g": "group", "usemtl": "material"}
+
+
+# A run of plain data lines: a keyword, then only numbers and face references. No name can be spelled with
+# these characters, so such runs are kept as they are and only the text between them is read line by line
+# (one regex pass: a 50 MB OBJ takes well under a second).
+_OBJ_DATA_RUN = re.compile(rb"(?:^(?:v[tnp]?|[flp])[ \t][-+0-9.eE/ \t]*\r?(?:\n|\Z))+", re.MULTILINE)
+
+
+def _obj_runs(data: bytes) -> Iterator[tuple[bool, bytes]]:
+    """(is plain data, bytes) in file order."""
+    pos = 0
+    for match in _OBJ_DATA_RUN.finditer(data):
+        if match.start() > pos:
+            yield False, data[pos : match.start()]
+        yield True, match.group()
+        pos = match.end()
+    if pos < len(data):
+        yield False, data[pos:]
 
 
 def _obj_lines(text: str) -> Iterator[list[str]]:
@@ -515,21 +588,29 @@ def _obj_lines(text: str) -> Iterator[list[str]]:
 
 def obj_clean(data: bytes) -> bytes:
     names: dict[str, dict[str, str]] = {kind: {} for kind in _OBJ_NAMED}
-    out: list[str] = []
-    for keyword, *rest in _obj_lines(data.decode("utf-8")):
+    out: list[bytes] = []
+    for plain, chunk in _obj_runs(data):
+        if plain:
+            out.append(chunk if chunk.endswith(b"\n") else chunk + b"\n")
+        else:
+            out += [(line + "\n").encode("ascii") for line in _obj_statements(chunk.decode("utf-8"), names)]
+    return b"".join(out)
+
+
+def _obj_statements(text: str, names: dict[str, dict[str, str]]) -> Iterator[str]:
+    for keyword, *rest in _obj_lines(text):
         if keyword in _OBJ_DATA:
-            out.append(" ".join([keyword, *(t for t in rest if _OBJ_DATA[keyword].fullmatch(t))]))
+            yield " ".join([keyword, *(t for t in rest if _OBJ_DATA[keyword].fullmatch(t))])
         elif keyword in _OBJ_NAMED:
             seen = names[keyword]
             # A group line names several groups; an object or material name may hold spaces. The same name
             # gets the same neutral name, so faces stay grouped as before.
             originals = (rest if keyword == "g" else [" ".join(rest)]) or ["default"]
             neutral = [seen.setdefault(t, f"{_OBJ_NAMED[keyword]}{len(seen)}") for t in originals]
-            out.append(" ".join([keyword, *neutral]))
+            yield " ".join([keyword, *neutral])
         elif keyword == "s" and rest and re.fullmatch(r"off|on|\d+", rest[0]):
-            out.append(f"s {rest[0]}")
+            yield f"s {rest[0]}"
         # mtllib, free-form curves and anything else: no viewer here draws them
-    return ("\n".join(out) + "\n").encode("ascii")
 
 
 _OBJ_NEUTRAL = re.compile(r"(object|group|material)\d+|default")
@@ -538,7 +619,15 @@ _OBJ_NEUTRAL = re.compile(r"(object|group|material)\d+|default")
 def obj_strings(data: bytes) -> list[str]:
     """Everything in an OBJ that is not a number or a neutral name: comments, names, unknown statements."""
     found: list[str] = []
-    for line in data.decode("utf-8", errors="replace").splitlines():
+    for plain, chunk in _obj_runs(data):
+        if not plain:
+            found += _obj_chunk_strings(chunk.decode("utf-8", errors="replace"))
+    return found
+
+
+def _obj_chunk_strings(text: str) -> list[str]:
+    found: list[str] = []
+    for line in text.splitlines():
         head, _hash, comment = line.partition("#")
         if comment.strip():
             found.append(comment)
@@ -556,75 +645,106 @@ def obj_strings(data: bytes) -> list[str]:
 
 # --- PLY ---------------------------------------------------------------------------------------------------
 
-PLY_ELEMENTS = frozenset({"vertex", "face", "edge", "material", "tristrips"})
+# What viewers read of a PLY (three.js's PLYLoader, Spark, trimesh): vertices and faces, with the properties
+# below. Any other element or property is dropped with its data: an element of bytes nobody reads can spell a
+# name as well as a comment can.
+PLY_ELEMENTS = frozenset({"vertex", "face"})
 _PLY_PROPERTY = re.compile(
-    r"x|y|z|nx|ny|nz|red|green|blue|alpha|diffuse_(red|green|blue)|r|g|b|a|u|v|s|t|texture_[uv]|"
-    r"vertex_indices|vertex_index|vertex[12]|texcoord|opacity|intensity|confidence|quality|radius|"
+    r"x|y|z|nx|ny|nz|red|green|blue|alpha|r|g|b|a|u|v|s|t|texture_[uv]|texcoord|"
+    r"vertex_indices|vertex_index|opacity|intensity|confidence|quality|radius|"
     r"f_dc_\d+|f_rest_\d+|scale_\d+|rot_\d+"
 )
 
 
+def _ply_kept(properties: list[list[str]]) -> list[bool]:
+    return [bool(_PLY_PROPERTY.fullmatch(prop[-1])) for prop in properties]
+
+
 def ply_clean(data: bytes) -> bytes:
-    """The header rebuilt (no comments, neutral unknown names, a fixed version) over the same data bytes."""
+    """The header rebuilt (no comments, a fixed version, known elements and properties only) over their data:
+    the same bytes when nothing is dropped, and nothing after the declared data."""
     fmt, elements, body = ply_header_lines(data)
     header = ["ply", f"format {fmt} 1.0"]
-    for e_index, (name, count, properties) in enumerate(elements):
-        header.append(f"element {name if name in PLY_ELEMENTS else f'element{e_index}'} {count}")
-        for p_index, prop in enumerate(properties):
-            *types, pname = prop
-            neutral = pname if _PLY_PROPERTY.fullmatch(pname) else f"extra{p_index}"
-            header.append(" ".join(["property", *types, neutral]))
+    for name, count, properties in elements:
+        if name in PLY_ELEMENTS:
+            header.append(f"element {name} {count}")
+            header += [" ".join(["property", *p]) for p in properties if _PLY_PROPERTY.fullmatch(p[-1])]
     header.append("end_header")
     head = ("\n".join(header) + "\n").encode("ascii")
     if fmt == "ascii":
-        return head + _ply_ascii_body(data[body:], sum(e[1] for e in elements))
-    return head + data[body : body + _ply_binary_size(data, body, fmt, elements)]
-
-
-def _ply_ascii_body(body: bytes, rows: int) -> bytes:
-    lines = [line.split() for line in body.decode("ascii", errors="replace").splitlines() if line.strip()]
-    if len(lines) < rows:
-        raise MediaRejected("The PLY file is truncated: fewer data lines than its header declares.")
-    kept = lines[:rows]
-    if any(not _OBJ_NUMBER.fullmatch(token) for line in kept for token in line):
-        raise MediaRejected("The PLY file has a data line that is not numbers.")
-    return ("\n".join(" ".join(line) for line in kept) + "\n").encode("ascii")
-
-
-def _ply_binary_size(data: bytes, body: int, fmt: str, elements: list[Any]) -> int:
-    """Bytes the declared elements take after the header (a list's rows read one by one unless they agree)."""
+        return head + _ply_ascii_body(data[body:], elements)
     order = "<" if fmt == "binary_little_endian" else ">"
+    out = bytearray()
+    for (name, count, properties), (start, size, stride) in zip(
+        elements, _ply_layout(data, body, order, elements), strict=True
+    ):
+        if name not in PLY_ELEMENTS:
+            continue
+        kept = _ply_kept(properties)
+        if all(kept):
+            out += data[start : start + size]
+        elif stride is not None:
+            out += _ply_columns(data, start, count, stride, properties, kept, order)
+        else:
+            out += _ply_rows_kept(data, start, count, properties, kept, order)
+    return head + bytes(out)
+
+
+def _ply_ascii_body(body: bytes, elements: list[Any]) -> bytes:
+    lines = iter(line.split() for line in body.decode("ascii", errors="replace").splitlines() if line.strip())
+    out: list[str] = []
+    for name, count, properties in elements:
+        kept = _ply_kept(properties)
+        for _row in range(count):
+            tokens = next(lines, None)
+            if tokens is None:
+                raise MediaRejected("The PLY file is truncated: fewer data lines than its header declares.")
+            if not all(_OBJ_NUMBER.fullmatch(token) for token in tokens):
+                raise MediaRejected("The PLY file has a data line that is not numbers.")
+            values, pos = [], 0
+            for prop, keep in zip(properties, kept, strict=True):
+                width = 1 + int(tokens[pos]) if prop[0] == "list" else 1
+                if keep:
+                    values += tokens[pos : pos + width]
+                pos += width
+            if name in PLY_ELEMENTS:
+                out.append(" ".join(values))
+    return ("\n".join(out) + "\n").encode("ascii") if out else b""
+
+
+def _ply_layout(data: bytes, body: int, order: str, elements: list[Any]) -> list[tuple[int, int, int | None]]:
+    """Where each element's rows are: (start, size, row size when every row has the same size, else None)."""
+    layout: list[tuple[int, int, int | None]] = []
     pos = body
     for _name, count, properties in elements:
-        lists = [p for p in properties if p[0] == "list"]
-        fixed = sum(ply_type_size(p[0]) for p in properties if p[0] != "list")
-        if not lists:
-            pos += fixed * count
-        elif len(lists) == 1 and properties[-1] is lists[0] and count:
-            uniform = _ply_uniform_rows(data, pos, count, fixed, lists[0], order)
-            pos = pos + uniform if uniform is not None else _ply_rows(data, pos, count, properties, order)
-        else:
-            pos = _ply_rows(data, pos, count, properties, order)
+        stride = _ply_uniform_stride(data, pos, count, properties, order)
+        size = stride * count if stride is not None else _ply_rows(data, pos, count, properties, order) - pos
+        layout.append((pos, size, stride))
+        pos += size
     if pos > len(data):
         raise MediaRejected("The PLY file is truncated: its data is shorter than its header declares.")
-    return pos - body
+    return layout
 
 
-def _ply_uniform_rows(
-    data: bytes, pos: int, count: int, fixed: int, prop: list[str], order: str
-) -> int | None:
-    """The common layout (faces): fixed columns, then one list. If every row's list is as long as the first
-    row's, the rows are evenly spaced, which numpy checks in one pass; returns their size, or None."""
+def _ply_uniform_stride(data: bytes, pos: int, count: int, properties: list[Any], order: str) -> int | None:
+    """The row size when rows cannot differ (no lists) or, for fixed columns then one list (faces), when every
+    row's list is as long as the first row's (numpy checks that in one pass); None otherwise."""
     import numpy as np
 
-    csize, isize = ply_type_size(prop[1]), ply_type_size(prop[2])
-    first = _ply_int(data, pos + fixed, prop[1], order)
+    lists = [p for p in properties if p[0] == "list"]
+    fixed = sum(ply_type_size(p[0]) for p in properties if p[0] != "list")
+    if not lists:
+        return fixed
+    if len(lists) > 1 or properties[-1] is not lists[0] or count == 0:
+        return None
+    csize, isize = ply_type_size(lists[0][1]), ply_type_size(lists[0][2])
+    first = _ply_int(data, pos + fixed, lists[0][1], order)
     stride = fixed + csize + first * isize
     if pos + stride * count > len(data):
         return None
     rows = np.frombuffer(data, dtype=np.uint8, count=stride * count, offset=pos).reshape(count, stride)
     counts = np.ascontiguousarray(rows[:, fixed : fixed + csize]).view(np.dtype(f"{order}u{csize}")).ravel()
-    return stride * count if bool((counts == first).all()) else None
+    return stride if bool((counts == first).all()) else None
 
 
 def _ply_int(data: bytes, pos: int, ply_type: str, order: str) -> int:
@@ -634,15 +754,46 @@ def _ply_int(data: bytes, pos: int, ply_type: str, order: str) -> int:
     return int.from_bytes(data[pos : pos + size], "little" if order == "<" else "big")
 
 
+def _ply_value_size(data: bytes, pos: int, prop: list[str], order: str) -> int:
+    if prop[0] == "list":
+        return ply_type_size(prop[1]) + _ply_int(data, pos, prop[1], order) * ply_type_size(prop[2])
+    return ply_type_size(prop[0])
+
+
 def _ply_rows(data: bytes, pos: int, count: int, properties: list[Any], order: str) -> int:
     for _row in range(count):
         for prop in properties:
-            if prop[0] == "list":
-                n = _ply_int(data, pos, prop[1], order)
-                pos += ply_type_size(prop[1]) + n * ply_type_size(prop[2])
-            else:
-                pos += ply_type_size(prop[0])
+            pos += _ply_value_size(data, pos, prop, order)
     return pos
+
+
+def _ply_columns(
+    data: bytes, start: int, count: int, stride: int, properties: list[Any], kept: list[bool], order: str
+) -> bytes:
+    """Evenly spaced rows without the dropped properties' columns."""
+    import numpy as np
+
+    rows = np.frombuffer(data, dtype=np.uint8, count=stride * count, offset=start).reshape(count, stride)
+    columns, offset = [], 0
+    for prop, keep in zip(properties, kept, strict=True):
+        width = _ply_value_size(data, start + offset, prop, order)  # a list: as long as the first row's
+        if keep:
+            columns.append(rows[:, offset : offset + width])
+        offset += width
+    return np.ascontiguousarray(np.concatenate(columns, axis=1)).tobytes() if columns else b""
+
+
+def _ply_rows_kept(
+    data: bytes, pos: int, count: int, properties: list[Any], kept: list[bool], order: str
+) -> bytes:
+    out = bytearray()
+    for _row in range(count):
+        for prop, keep in zip(properties, kept, strict=True):
+            width = _ply_value_size(data, pos, prop, order)
+            if keep:
+                out += data[pos : pos + width]
+            pos += width
+    return bytes(out)
 
 
 # --- .spz --------------------------------------------------------------------------------------------------
@@ -816,46 +967,57 @@ def _data_uri_strings(value: str) -> Iterator[str]:
         yield from image_strings(decoded)
 
 
-def gltf_strings(document: Any, binary: bytes | None) -> list[str]:
-    found = list(json_strings(document))
-    if not isinstance(document, dict):
-        return found
-    views = document.get("bufferViews", [])
-    for image in document.get("images", []):
-        if isinstance(image, dict) and isinstance(image.get("bufferView"), int) and binary is not None:
-            try:
-                view = views[image["bufferView"]]
-                start = int(view.get("byteOffset", 0))
-                found += image_strings(binary[start : start + int(view["byteLength"])])
-            except (IndexError, KeyError, TypeError, ValueError):
-                continue
-    return found
-
-
-def glb_strings(data: bytes) -> list[str]:
+def glb_strings(handle: BinaryIO) -> list[str]:
+    """The JSON chunk's strings, the embedded textures' metadata and any chunk of unknown type; the geometry
+    in the BIN chunk is not read (a vote on a 100 MB mesh reads its JSON and its textures)."""
     found: list[str] = []
-    pos, document, binary = 12, None, None
-    while pos + 8 <= len(data):
-        size, kind = struct.unpack_from("<II", data, pos)
-        body = data[pos + 8 : pos + 8 + size]
+    document, bin_at = None, None
+    handle.seek(12)
+    while len(head := handle.read(8)) == 8:
+        size, kind = struct.unpack("<II", head)
+        at = handle.tell()
         if document is None and kind == _GLB_JSON:
+            body = handle.read(size)
             try:
                 document = json.loads(body)
             except ValueError:
                 found += text_runs(body)
-        elif kind == _GLB_BIN and binary is None:
-            binary = body
+        elif kind == _GLB_BIN and bin_at is None:
+            bin_at = at
         else:
-            found += text_runs(body)  # a chunk of unknown type: readers skip it, but it is in the file
-        pos += 8 + size
-    return found + gltf_strings(document, binary)
+            found += text_runs(
+                handle.read(size)
+            )  # a chunk of unknown type: readers skip it, it is still there
+        handle.seek(at + size)
+    found += json_strings(document)
+    if isinstance(document, dict) and bin_at is not None:
+        found += _glb_texture_strings(handle, document, bin_at)
+    return found
+
+
+def _glb_texture_strings(handle: BinaryIO, document: dict[str, Any], bin_at: int) -> list[str]:
+    found: list[str] = []
+    views = document.get("bufferViews", [])
+    for image in document.get("images", []):
+        try:
+            view = views[image["bufferView"]]
+            handle.seek(bin_at + int(view.get("byteOffset", 0)))
+            found += image_strings(handle.read(int(view["byteLength"])))
+        except (IndexError, KeyError, TypeError, ValueError):
+            continue
+    return found
+
+
+_PLY_HEADER_LIMIT = 64 * 1024 + 16  # media_inspect refuses a PLY whose end_header comes later
 
 
 def ply_strings(data: bytes) -> list[str]:
     """Header lines other than the format line and elements and properties of the common vocabulary."""
     end = data.find(b"end_header")
     found: list[str] = []
-    for line in data[: end if end >= 0 else 64 * 1024].decode("ascii", errors="replace").splitlines()[1:]:
+    for line in (
+        data[: end if end >= 0 else _PLY_HEADER_LIMIT].decode("ascii", errors="replace").splitlines()[1:]
+    ):
         parts = line.split()
         if not parts:
             continue
@@ -892,21 +1054,23 @@ def spz_strings(data: bytes) -> list[str]:
     return found
 
 
-def metadata_strings(data: bytes, fmt: str) -> list[str]:
-    """Every readable string a stored file carries besides its pixels, geometry and splats."""
+def metadata_strings(handle: BinaryIO, fmt: str) -> list[str]:
+    """Every readable string a file carries besides its pixels, geometry and splats, read from an open file
+    (only the parts that can hold metadata, where the format says where they are)."""
+    if fmt == "glb":
+        return glb_strings(handle)
+    if fmt == "ply":
+        return ply_strings(handle.read(_PLY_HEADER_LIMIT))
+    data = handle.read()
     if fmt in ("png", "jpg", "webp"):
         return image_strings(data)
-    if fmt == "glb":
-        return glb_strings(data)
     if fmt == "gltf":
         try:
-            return gltf_strings(json.loads(data), None)
+            return list(json_strings(json.loads(data)))
         except ValueError:
             return text_runs(data)
     if fmt == "obj":
         return obj_strings(data)
-    if fmt == "ply":
-        return ply_strings(data)
     if fmt == "spz":
         return spz_strings(data)
     return []

@@ -85,10 +85,10 @@ def generations_leak_find(generations: Sequence[_Side], terms: list[str]) -> Lea
 def _file_strings(name: str, fmt: str) -> list[str]:
     """A stored file's metadata strings; none when it cannot be read (a file the voter could not be served
     either names nothing to them)."""
-    from arena.media import MediaRejected, media_read, media_strings
+    from arena.media import MediaRejected, media_strings_stored
 
     try:
-        return media_strings(media_read(name), fmt)
+        return media_strings_stored(name, fmt)
     except (OSError, MediaRejected, ValueError):
         logger.warning("could not read stored file %s for the identity-leak check", name, exc_info=True)
         return []

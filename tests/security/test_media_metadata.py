@@ -32,6 +32,7 @@ from tests.support.challenge import vote_post
 from tests.support.gallery import gallery_dir_write
 from tests.support.hostile_media import (
     NAMED_FILES,
+    UNREAD_FILES,
     ImagesServer,
     glb_named,
     jpeg_named,
@@ -43,6 +44,7 @@ from tests.support.media import client_voter, media_battle_make, media_model_mak
 from tests.support.remote_3d_server import Answer, Remote3DServer
 from voting.models import Vote
 
+HOSTILE = NAMED_FILES | UNREAD_FILES
 # The first word of each model's slug appears nowhere else: finding it in a file means the file names it.
 MARKS = {"a": "hushcorp", "b": "quietlab"}
 
@@ -156,9 +158,9 @@ def _start(client: Client, **fields: object) -> str:
 # --- the hostile files are what they claim (the tests below would prove nothing otherwise) ------------------
 
 
-@pytest.mark.parametrize("key", sorted(NAMED_FILES))
+@pytest.mark.parametrize("key", sorted(HOSTILE))
 def test_each_hostile_file_opens_and_names_its_model(key):
-    data = NAMED_FILES[key](f"{MARKS['a']}-model")
+    data = HOSTILE[key](f"{MARKS['a']}-model")
     fmt = key.split("-")[0]
     assert media_inspect(data, format_hint=fmt).format == fmt
     assert traces(data, MARKS["a"]) >= 1
@@ -203,6 +205,7 @@ FORMATS_3D = {
     "gltf": "gltf",
     "obj": "obj",
     "ply-mesh": "ply",
+    "ply-note": "ply",
     "ply-splat": "ply",
     "spz": "spz",
 }
@@ -212,7 +215,7 @@ FORMATS_3D = {
 @pytest.mark.parametrize("key", sorted(FORMATS_3D))
 def test_a_3d_battle_serves_files_without_their_models_names_and_with_the_same_geometry(worker, alice, key):
     fmt = FORMATS_3D[key]
-    files = {mark: NAMED_FILES[key](f"{mark}-3d-model") for mark in MARKS.values()}
+    files = {mark: HOSTILE[key](f"{mark}-3d-model") for mark in MARKS.values()}
     routes = {mark: Answer(data, headers=(("X-Arena-Format", fmt),)) for mark, data in files.items()}
     with Remote3DServer(routes) as server:
         for mark in MARKS.values():
@@ -242,7 +245,7 @@ def test_a_3d_battle_serves_files_without_their_models_names_and_with_the_same_g
 def test_a_3d_gallery_is_stored_without_names_and_its_battles_serve_the_stored_bytes(worker, alice, tmp_path):
     keys = sorted(FORMATS_3D)
     outputs = {
-        f"{mark}-gallery": {f"p-{key}.{FORMATS_3D[key]}": NAMED_FILES[key](f"{mark}-gallery") for key in keys}
+        f"{mark}-gallery": {f"p-{key}.{FORMATS_3D[key]}": HOSTILE[key](f"{mark}-gallery") for key in keys}
         for mark in MARKS.values()
     }
     inputs = {f"p-{key}.txt": f"object {key}" for key in keys}
@@ -293,15 +296,55 @@ def test_an_image_gallery_is_stored_without_names(tmp_path):
         assert media_inspect(stored).meta == output.media_meta
 
 
+def _draco_glb() -> bytes:
+    """A GLB that requires Draco compression, which the arena's viewer cannot decode."""
+    data = textured_glb("m")
+    (length,) = struct.unpack_from("<I", data, 12)
+    document = json.loads(data[20 : 20 + length])
+    document["extensionsUsed"] = document["extensionsRequired"] = ["KHR_draco_mesh_compression"]
+    body = json.dumps(document).encode()
+    body += b" " * (-len(body) % 4)
+    rest = data[20 + length :]
+    chunks = struct.pack("<II", len(body), 0x4E4F534A) + body + rest
+    return struct.pack("<4sII", b"glTF", 2, 12 + len(chunks)) + chunks
+
+
+def _animated_png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "blue")]
+    frames[0].save(out, "PNG", save_all=True, append_images=frames[1:])
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("name", "make", "problem"),
+    [
+        ("a.glb", _draco_glb, "requires an extension the arena's viewer does not draw"),
+        ("a.png", _animated_png, "Animated images are not supported; send a single frame."),
+    ],
+)
+def test_a_file_that_cannot_be_rewritten_is_refused_with_a_reason(tmp_path, name, make, problem):
+    directory = gallery_dir_write(tmp_path / "g", inputs={"a.txt": "a"}, outputs={"m": {name: make()}})
+    with pytest.raises(GalleryRejected) as refused:
+        gallery_import(directory)
+    assert len(refused.value.problems) == 1 and problem in refused.value.problems[0]
+    assert refused.value.problems[0].startswith(f"outputs/m/{name}: ")
+    assert not GalleryOutput.objects.exists() and not ModelEntry.objects.exists()
+
+
 # --- uploads ------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("fmt", ["jpg", "png", "webp"])
-def test_an_uploaded_picture_is_stored_without_exif_gps_or_text(alice, fmt):
+@pytest.mark.parametrize("key", ["jpg", "png", "png-palette", "webp"])
+def test_an_uploaded_picture_is_stored_without_exif_gps_or_text(alice, key):
+    fmt = key.split("-")[0]
     for mark in MARKS.values():
         media_model_make(f"{mark}-3d", "3d")
-    upload = NAMED_FILES[fmt]("hushcorp-camera")
+    upload = HOSTILE[key]("hushcorp-camera")
     response = _upload(alice, upload, f"x.{fmt}")
     assert response.status_code == 201, response.content
     state = alice.get(f"/api/battles/{response.json()['code']}").json()

@@ -1,11 +1,16 @@
 """Files that name the model that made them, in every format the arena stores, and a server that answers them.
 
-Each maker writes a real, loadable file whose metadata carries `secret` the ways real exporters and hostile
-model servers do: PNG tEXt / zTXt / iTXt chunks and bytes after IEND, JPEG EXIF (Make, Model, Software, an
-XP comment in UTF-16, a GPS position) and a COM segment, WebP EXIF and XMP chunks, a glTF `asset.generator`,
-names, `extras`, an unknown extension, a custom attribute, a texture PNG with its own text chunk, bytes
-nobody references in the BIN chunk and an unknown chunk after it, OBJ comments and names, PLY comments,
-`obj_info` and bytes after the data, an .spz whose gzip header names a file and carries a comment.
+Each maker in NAMED_FILES writes a real, loadable file whose metadata carries `secret` the ways real exporters
+and hostile model servers do: PNG tEXt / zTXt / iTXt chunks and bytes after IEND; JPEG EXIF (Make, Model,
+Software, an XP comment in UTF-16, a GPS position) and a COM segment; WebP EXIF and XMP chunks; a glTF
+`asset.generator`, names, `extras`, an unknown extension, an unknown key, a custom attribute, a texture PNG
+with its own text chunk, bytes no accessor reads (in a stride's gap, after a view's data, in a view nobody
+uses) and an unknown chunk after the BIN chunk; OBJ comments, names and unknown statements; PLY comments and
+`obj_info` lines (and bytes after a splat PLY's data); an .spz whose gzip header names a file and carries a
+comment, with bytes after its splats.
+
+UNREAD_FILES hide the name in bytes a reader of the format loads but no viewer uses: the unused entries of a
+PNG palette, a PLY element and a per-vertex list property that no viewer knows.
 
 `ImagesServer` answers OpenAI's images API (POST /v1/images/generations, b64_json) with the file registered
 for the request's model, so an image battle on the worker receives exactly these bytes.
@@ -167,6 +172,7 @@ def _gltf_tamper(document: dict[str, Any], binary: bytes, secret: str) -> tuple[
     node["madeBy"] = secret  # a key no schema knows
     primitive = document["meshes"][0]["primitives"][0]
     primitive["attributes"][f"_{tag.upper()}"] = primitive["attributes"]["POSITION"]
+    binary = _positions_interleaved(document, binary, primitive["attributes"]["POSITION"], secret)
     texture = png_named(secret, (8, 8))
     pad = b"\0" * (-len(binary) % 4)
     document["bufferViews"].append(
@@ -178,6 +184,25 @@ def _gltf_tamper(document: dict[str, Any], binary: bytes, secret: str) -> tuple[
     binary += b"\0" * (-len(binary) % 4) + gap
     document["buffers"][0]["byteLength"] = len(binary)
     return document, binary
+
+
+def _positions_interleaved(
+    document: dict[str, Any], binary: bytes, accessor_index: int, secret: str
+) -> bytes:
+    """The positions moved to a view of their own with a 20-byte stride: 12 bytes of each position, then 8
+    bytes of the name in the gap no accessor reads, and the name again after the last position."""
+    accessor = document["accessors"][accessor_index]
+    old = document["bufferViews"][accessor["bufferView"]]
+    start = old.get("byteOffset", 0) + accessor.get("byteOffset", 0)
+    mark = secret.encode()[:8].ljust(8, b"_")
+    rows = [binary[start + 12 * i : start + 12 * i + 12] + mark for i in range(accessor["count"])]
+    view = b"".join(rows) + f"Model: {secret}".encode()
+    binary += b"\0" * (-len(binary) % 4)
+    document["bufferViews"].append(
+        {"buffer": 0, "byteOffset": len(binary), "byteLength": len(view), "byteStride": 20}
+    )
+    accessor.update(bufferView=len(document["bufferViews"]) - 1, byteOffset=0)
+    return binary + view
 
 
 def glb_named(secret: str) -> bytes:
@@ -239,6 +264,39 @@ def spz_named(secret: str) -> bytes:
     trailer = struct.pack("<II", zlib.crc32(payload), len(payload) & 0xFFFFFFFF)
     return header + deflated + trailer
 
+
+def png_palette_named(secret: str) -> bytes:
+    """A palette PNG whose unused palette entries spell the name."""
+    from PIL import Image
+
+    img = Image.new("P", (16, 8), 0)
+    img.paste(1, (4, 2, 12, 6))
+    spelled = list(f"..{secret}..".encode())
+    img.putpalette([255, 255, 255, 200, 40, 40, *spelled] + [0] * (768 - 6 - len(spelled)))
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def ply_note_named(secret: str) -> bytes:
+    """A binary mesh PLY (an icosphere) with a per-vertex list property and an element of its own, both
+    holding the name as bytes."""
+    import trimesh
+
+    mesh = trimesh.creation.icosphere(subdivisions=1)
+    vertices, faces, note = mesh.vertices.astype("<f4"), mesh.faces.astype("<i4"), secret.encode()
+    header = (
+        f"ply\nformat binary_little_endian 1.0\nelement vertex {len(vertices)}\n"
+        "property float x\nproperty float y\nproperty float z\nproperty list uchar uchar note\n"
+        f"element face {len(faces)}\nproperty list uchar int vertex_indices\n"
+        "element credits 1\nproperty list uchar uchar text\nend_header\n"
+    ).encode()
+    body = b"".join(v.tobytes() + bytes([len(note)]) + note for v in vertices)
+    body += b"".join(bytes([3]) + f.tobytes() for f in faces)
+    return header + body + bytes([len(note)]) + note
+
+
+UNREAD_FILES = {"png-palette": png_palette_named, "ply-note": ply_note_named}
 
 # Every format, by the extension the arena stores it under, with its maker.
 NAMED_FILES = {
