@@ -110,6 +110,12 @@ def _endpoint(path: str) -> str | None:
         return None
 
 
+def _path_info(scope: Message) -> str:
+    """The path as the URL resolver sees it: without the prefix of a site mounted under a sub-path."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 def _headers(scope: Message) -> dict[str, str]:
     """Request headers by lower-case name; repeated ones joined with "," as Django joins them."""
     found: dict[str, str] = {}
@@ -177,7 +183,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        endpoint = _endpoint(scope.get("path", ""))
+        endpoint = _endpoint(_path_info(scope))
         limit = body_limit(endpoint, headers.get("content-type", ""))
         refusal = self._length_refusal(headers.get("content-length"), limit)
         if refusal is None:
