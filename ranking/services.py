@@ -3,6 +3,9 @@
 Only counted votes reach a board. The plain board reads PairTally rows (a few per model pair, kept
 current by every vote), so a recompute costs the same at a thousand votes or a million. The
 style-controlled board needs each battle's style features and reads the votes themselves.
+
+A snapshot holds every model with counted votes, unreleased ones included (their votes shape everyone's
+ratings), each row with its model's id; what the public reads of it is filtered by ranking.publication.
 """
 
 from __future__ import annotations
