@@ -1,7 +1,7 @@
 """Failures an attacker can cause or read: error wording before the vote, and prompts that make models fail.
 
-Two classes of issue 11, each against the running stack (PostgreSQL, Redis, the real Celery worker, uvicorn
-for the websocket, a local OpenAI-compatible server for the models):
+Two classes of issue 11, each against the running stack (PostgreSQL, Redis, the real Celery worker, the
+battle websocket's consumer on channels-redis, a local OpenAI-compatible server for the models):
 
 - **Error wording**: a backend's own message ("maximum context length is 8192 tokens", the API-key variable's
   name, a proxy's banner, a CUDA crash) names or fingerprints a model. Voters read only the neutral text for
@@ -20,11 +20,13 @@ import json
 from collections.abc import Iterator
 
 import pytest
-import websockets
 from celery.worker import state as worker_state
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
 
+from arena.asgi import application
 from arena.disclosure import voter_failure_text
 from arena.models import Battle, Generation, ModelEntry
 from arena.services import generations_enqueue
@@ -115,6 +117,17 @@ def leaks(text: str, models: list[ModelEntry]) -> list[str]:
 # --- Error wording: voters read the kind, staff read the words ----------------------------------------------
 
 
+@pytest.fixture
+def own_channel_layer() -> Iterator[None]:
+    """This test's event loop gets a channel layer of its own. channels-redis binds its receive lock to the
+    loop that receives first; a server process has one loop, but each asyncio.run here makes a new one, and a
+    receive cancelled as the last test's loop closed must not leave its lock to this one (or the next
+    test)."""
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 def owned_battle(client: Client, model_a: ModelEntry, model_b: ModelEntry, prompt: str) -> Battle:
     """A battle in this client's session, written directly so the socket can listen before its sides run."""
     voter = Voter.objects.create(session_hash=f"failures-{model_a.slug}")
@@ -128,15 +141,20 @@ def owned_battle(client: Client, model_a: ModelEntry, model_b: ModelEntry, promp
     return battle
 
 
-async def socket_events(url: str, battle: Battle, cookie: str) -> list[dict]:
-    """Every event the battle's websocket sends from before its sides start until the battle settles."""
-    ws_url = url.replace("http://", "ws://") + f"/ws/battle/{battle.code}/"
-    headers = {"Cookie": f"sessionid={cookie}", "Origin": "http://localhost"}
+async def socket_events(battle: Battle, cookie: str) -> list[dict]:
+    """Every event the battle's websocket relays from before its sides start until the battle settles (the
+    real consumer, routing and session auth on the channels-redis layer, in this process)."""
+    headers = [(b"cookie", f"sessionid={cookie}".encode()), (b"origin", b"http://localhost")]
+    socket = WebsocketCommunicator(application, f"/ws/battle/{battle.code}/", headers=headers)
+    connected, _ = await socket.connect()
+    assert connected
     events: list[dict] = []
-    async with websockets.connect(ws_url, additional_headers=headers, open_timeout=10) as socket:
+    try:
         await asyncio.to_thread(lambda: generations_enqueue(list(battle.generations.select_related("model"))))
         while not any(e.get("type") == "status" for e in events):
-            events.append(json.loads(await asyncio.wait_for(socket.recv(), timeout=20)))
+            events.append(json.loads(await socket.receive_from(timeout=20)))
+    finally:
+        await socket.disconnect()
     return events
 
 
@@ -151,7 +169,9 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_voters_read_a_neutral_failure_text_and_staff_the_backends_words(fault, asgi_server, server, alice):
+def test_voters_read_a_neutral_failure_text_and_staff_the_backends_words(
+    fault, worker, server, alice, own_channel_layer
+):
     setup, kind, detail = FAULTS[fault]
     healthy = openai_model("steady", server)
     failing = openai_model(f"broken-{fault}", server, **setup.get("config", {}))
@@ -159,7 +179,7 @@ def test_voters_read_a_neutral_failure_text_and_staff_the_backends_words(fault, 
         server.models[f"served-broken-{fault}"] = setup["behaviour"]
     battle = owned_battle(alice, healthy, failing, "How do tides work?")
 
-    events = asyncio.run(socket_events(asgi_server.url, battle, alice.cookies["sessionid"].value))
+    events = asyncio.run(socket_events(battle, alice.cookies["sessionid"].value))
     failed = Generation.objects.get(battle=battle, model=failing)
     assert failed.status == "failed" and failed.failure_kind == kind
     assert detail in failed.error_detail, "staff keep the backend's own words"
