@@ -10,7 +10,6 @@ import contextlib
 import io
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -154,14 +153,6 @@ def conversation_messages(gen: Generation) -> list[dict[str, str]]:
         if turn < gen.turn:
             messages.append({"role": "assistant", "content": earlier.get(turn, "")})
     return messages
-
-
-def identity_scrub(text: str, model: ModelEntry) -> str:
-    """Error texts reach the browser before the vote: take out anything that names the model."""
-    names = {model.slug, model.display_name, model.organization, str(model.backend_config.get("model", ""))}
-    for name in sorted((n for n in names if len(n) >= 2), key=len, reverse=True):
-        text = re.sub(re.escape(name), "the model", text, flags=re.IGNORECASE)
-    return text
 
 
 def _chunk(progress: _Progress, delta: str) -> None:
