@@ -85,6 +85,9 @@ def configure(web_workers: int) -> dict[str, str]:
         "ARENA_BATTLE_RATE_PER_VOTER": "off",
         "ARENA_BATTLE_RATE_PER_IP": "off",
         "ARENA_BATTLE_RATE_PER_NETWORK": "off",
+        "ARENA_GENERATION_RATE_PER_VOTER": "off",
+        "ARENA_GENERATION_RATE_PER_IP": "off",
+        "ARENA_GENERATION_RATE_PER_NETWORK": "off",
         "ARENA_IP_HEADER": "HTTP_X_FORWARDED_FOR",
         "LOG_LEVEL": "WARNING",
     }
