@@ -1,5 +1,5 @@
-"""Limits an attacker cannot step around: forged proxy headers, rotated cookies, unparsable addresses, endpoints
-that cost generations, and bodies too large to read.
+"""Limits an attacker cannot step around: forged proxy headers, rotated cookies, unparsable addresses,
+endpoints that cost generations, and bodies too large to read.
 
 Rate-limit refusals are checked through Django (the test client) and, where the point is what the server
 does before it reads a body, against the real ASGI server (uvicorn) with a raw socket: the answer must come
@@ -69,26 +69,34 @@ def start(client: Client, *, via: str | None = None, **extra: str) -> int:
 # --- Which address a request comes from -------------------------------------------------------------------
 
 
+def via(forwarded: str | None, peer: str | None = PROXY) -> dict[str, str]:
+    """The META of a request from `peer` carrying `forwarded` as X-Forwarded-For."""
+    meta = {"REMOTE_ADDR": peer} if peer else {}
+    return {**meta, "HTTP_X_FORWARDED_FOR": forwarded} if forwarded is not None else meta
+
+
+PROXY_NET = ("10.9.8.0/24",)
+
+
 @pytest.mark.parametrize(
     ("trusted", "count", "meta", "expected"),
     [
-        # One proxy by count: the hop it appended (the rightmost) is the client, whatever is written left of it.
-        ((), 1, {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": "1.1.1.1, 203.0.113.5"}, "203.0.113.5"),
-        ((), 2, {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": "1.1.1.1, 203.0.113.5, 10.9.8.1"}, "203.0.113.5"),
-        ((), 2, {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": "203.0.113.5"}, None),  # fewer hops than proxies
+        # One proxy by count: the hop it appended (the rightmost) is the client, whatever is left of it.
+        ((), 1, via("1.1.1.1, 203.0.113.5"), "203.0.113.5"),
+        ((), 2, via("1.1.1.1, 203.0.113.5, 10.9.8.1"), "203.0.113.5"),
+        ((), 2, via("203.0.113.5"), None),  # fewer hops than proxies
         # Trusted networks: the rightmost hop that is not a proxy; a peer outside them is itself the client.
-        (("10.9.8.0/24",), 0, {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": "1.1.1.1, 203.0.113.5, 10.9.8.1"},
-         "203.0.113.5"),
-        (("10.9.8.0/24",), 0, {"REMOTE_ADDR": "192.0.2.44", "HTTP_X_FORWARDED_FOR": "203.0.113.5"}, "192.0.2.44"),
-        (("10.9.8.0/24",), 0, {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": "203.0.113.5, garbage"}, None),
-        (("10.9.8.0/24",), 0, {"REMOTE_ADDR": PROXY}, PROXY),  # the proxy's own request
-        (("unix",), 0, {"HTTP_X_FORWARDED_FOR": "203.0.113.5"}, "203.0.113.5"),  # a unix-socket peer
+        (PROXY_NET, 0, via("1.1.1.1, 203.0.113.5, 10.9.8.1"), "203.0.113.5"),
+        (PROXY_NET, 0, via("203.0.113.5", peer="192.0.2.44"), "192.0.2.44"),
+        (PROXY_NET, 0, via("203.0.113.5, garbage"), None),
+        (PROXY_NET, 0, via(None), PROXY),  # the proxy's own request
+        (("unix",), 0, via("203.0.113.5", peer=None), "203.0.113.5"),  # a unix-socket peer
         # Ports, brackets and IPv4-mapped IPv6 as proxies write them.
-        ((), 1, {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": "203.0.113.5:41000"}, "203.0.113.5"),
-        ((), 1, {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": "[2001:db8::7]:443"}, "2001:db8::7"),
-        ((), 1, {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": "::ffff:203.0.113.5"}, "203.0.113.5"),
-        ((), 1, {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": "unknown"}, None),
-        ((), 1, {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": ""}, None),
+        ((), 1, via("203.0.113.5:41000"), "203.0.113.5"),
+        ((), 1, via("[2001:db8::7]:443"), "2001:db8::7"),
+        ((), 1, via("::ffff:203.0.113.5"), "203.0.113.5"),
+        ((), 1, via("unknown"), None),
+        ((), 1, via(""), None),
     ],
 )
 def test_the_client_is_the_rightmost_address_that_is_not_a_proxy(settings, trusted, count, meta, expected):
@@ -98,7 +106,8 @@ def test_the_client_is_the_rightmost_address_that_is_not_a_proxy(settings, trust
 
 
 def test_without_proxy_settings_a_forwarded_header_is_ignored(settings):
-    settings.ARENA_IP_HEADER, settings.ARENA_PROXY_COUNT, settings.ARENA_TRUSTED_PROXIES = "REMOTE_ADDR", 0, ()
+    settings.ARENA_IP_HEADER, settings.ARENA_PROXY_COUNT = "REMOTE_ADDR", 0
+    settings.ARENA_TRUSTED_PROXIES = ()
     assert client_ip({"REMOTE_ADDR": "192.0.2.44", "HTTP_X_FORWARDED_FOR": "203.0.113.5"}) == "192.0.2.44"
     settings.ARENA_IP_HEADER = "HTTP_X_REAL_IP"  # a header named, no proxy trusted: the peer, not the header
     assert client_ip({"REMOTE_ADDR": "192.0.2.44", "HTTP_X_REAL_IP": "203.0.113.5"}) == "192.0.2.44"
@@ -122,8 +131,10 @@ def _settings_with(env: dict[str, str], expression: str) -> subprocess.Completed
         # The older setting alone keeps working, now as "one proxy in front" (its rightmost entry).
         ({"ARENA_IP_HEADER": "HTTP_X_FORWARDED_FOR"}, "('HTTP_X_FORWARDED_FOR', 1, ())"),
         ({"ARENA_PROXY_COUNT": "2"}, "('HTTP_X_FORWARDED_FOR', 2, ())"),
-        ({"ARENA_TRUSTED_PROXIES": "10.0.0.0/8, unix, 2001:db8::/32"},
-         "('HTTP_X_FORWARDED_FOR', 0, ('10.0.0.0/8', 'unix', '2001:db8::/32'))"),
+        (
+            {"ARENA_TRUSTED_PROXIES": "10.0.0.0/8, unix, 2001:db8::/32"},
+            "('HTTP_X_FORWARDED_FOR', 0, ('10.0.0.0/8', 'unix', '2001:db8::/32'))",
+        ),
     ],
 )
 def test_proxy_settings_and_the_migration_from_arena_ip_header(env, expected):
@@ -195,12 +206,16 @@ def test_the_admin_login_limit_holds_when_forwarded_for_is_rotated(behind_proxy)
     client_address = fresh_ip()
 
     def attempt() -> int:
-        return Client().post(
-            "/admin/login/",
-            {"username": "root", "password": "guess"},
-            REMOTE_ADDR=PROXY,
-            HTTP_X_FORWARDED_FOR=f"{forged()}, {client_address}",
-        ).status_code
+        return (
+            Client()
+            .post(
+                "/admin/login/",
+                {"username": "root", "password": "guess"},
+                REMOTE_ADDR=PROXY,
+                HTTP_X_FORWARDED_FOR=f"{forged()}, {client_address}",
+            )
+            .status_code
+        )
 
     assert [attempt() for _ in range(4)] == [200, 200, 200, 429]
 
@@ -242,9 +257,8 @@ def test_rotating_session_cookies_does_not_give_a_fresh_generation_budget(demo_m
     statuses = [start(Client(), REMOTE_ADDR=address) for _ in range(4)]
     assert statuses == [201, 201, 201, 429]
     fresh = Client()
-    response = fresh.post(
-        "/api/battles/whatever/continue", {"prompt": "x"}, content_type="application/json", REMOTE_ADDR=address
-    )
+    url = "/api/battles/whatever/continue"
+    response = fresh.post(url, {"prompt": "x"}, content_type="application/json", REMOTE_ADDR=address)
     assert response.status_code == 429 and "from your network address" in response.json()["error"]
     assert "voter_id" not in fresh.session, "no voter was created for a refused request"
 
@@ -338,8 +352,9 @@ def test_a_body_over_the_limit_is_refused_by_its_declared_length_before_it_is_re
     assert status == 413 and headers["connection"] == "close"
     assert json.loads(body)["code"] == "too_large"
     assert "default-src 'self'" in headers["content-security-policy"]
+    json_type = {"Content-Type": "application/json"}
     json_answer = declared_post(
-        server, "/api/battles/x/continue", declared=2 * 1024 * 1024, headers={"Content-Type": "application/json"}
+        server, "/api/battles/x/continue", declared=2 * 1024 * 1024, headers=json_type
     )
     assert json_answer is not None and json_answer[0] == 413, "JSON endpoints are bounded too"
     assert not Battle.objects.exists()
