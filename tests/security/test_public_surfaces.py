@@ -148,6 +148,7 @@ ROUTES: dict[str, Route] = {
 WEBSOCKETS: dict[str, str] = {
     "ws/battle/<str:code>/": "private: " + _BATTLE_OWN,
     "ws/leaderboard/<str:modality>/": "",  # listened to throughout (Listener)
+    "": "the catch-all after every route: it refuses the socket, so nothing is ever sent on it",
 }
 
 
