@@ -416,9 +416,9 @@ def _fail(gen: Generation, progress: _Progress, failed: GenerationFailed, **fiel
     """Record a failed side (fenced on this attempt), tell the page in neutral words, settle the battle. The
     log keeps the detail: it may name the model, and only operators read it."""
     level = logging.INFO if failed.kind == FailureKind.INPUT else logging.WARNING
-    logger.log(
-        level, "generation %s of %s failed (%s): %s", gen.id, gen.model.slug, failed.kind, failed.detail
-    )
+    # One line: a server's error may quote the visitor's prompt, which must not forge log lines.
+    detail = " ".join(failed.detail.split())
+    logger.log(level, "generation %s of %s failed (%s): %s", gen.id, gen.model.slug, failed.kind, detail)
     finished = _live(progress).update(**fields, **failure_fields(failed.kind, failed.detail))
     event = progress.event("failed", error=voter_failure_text(failed.kind))
     _finish(gen, progress, finished=finished, event=event, ok=False, kind=failed.kind)
