@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import time
 from collections.abc import Callable
@@ -61,12 +62,46 @@ def _check_workers() -> str:
     return f"{len(replies)} answering"
 
 
-def _run(checks: dict[str, Callable[[], str]]) -> dict[str, dict[str, Any]]:
+def _operator(request: HttpRequest) -> bool:
+    """Staff, or a caller with the metrics token: they may read what the periodic tasks did."""
+    if request.user.is_active and request.user.is_staff:
+        return True
+    token = settings.ARENA_METRICS_TOKEN
+    sent = request.headers.get("Authorization", "")
+    return bool(token) and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+
+
+def _check_schedule(*, with_detail: bool) -> dict[str, Any]:
+    """When beat last sent and a worker last finished each periodic task; raises when any is overdue (a dead
+    scheduler, or one whose messages never reach a worker), with the whole table in the detail either way.
+    What each run did (the fraud sweep's counts of flagged voters) is for operators only: a bot watching a
+    public page would learn whether its votes were caught."""
+    from workers.schedule import schedule_status  # the health views are project-level (config/ once split)
+
+    entries = {status.name: status.as_dict() for status in schedule_status()}
+    if not with_detail:
+        for entry in entries.values():
+            entry.pop("last_detail")
+    late = sorted(name for name, entry in entries.items() if entry["overdue"])
+    if late:
+        raise ScheduleLate(f"overdue: {', '.join(late)}", entries)
+    return entries
+
+
+class ScheduleLate(RuntimeError):
+    def __init__(self, message: str, entries: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.entries = entries
+
+
+def _run(checks: dict[str, Callable[[], object]]) -> dict[str, dict[str, Any]]:
     results = {}
     for name, check in checks.items():
         started = time.perf_counter()
         try:
             results[name] = {"ok": True, "detail": check()}
+        except ScheduleLate as exc:
+            results[name] = {"ok": False, "detail": str(exc), "entries": exc.entries}
         except Exception as exc:  # a readiness probe reports every failure, it never raises
             results[name] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
         results[name]["ms"] = round((time.perf_counter() - started) * 1000, 1)
@@ -83,13 +118,15 @@ def healthz(request: HttpRequest) -> HttpResponse:
 @require_GET
 @never_cache
 def readyz(request: HttpRequest) -> HttpResponse:
-    """Readiness: database, cache and broker must answer; workers are reported, and required with ?strict=1
-    (a web replica should not leave the load balancer because the GPU workers are down)."""
-    checks = {
+    """Readiness: database, cache and broker must answer; workers and the periodic schedule are reported,
+    and required with ?strict=1 (a web replica should not leave the load balancer because the GPU workers or
+    beat are down, but an operator's check should see it)."""
+    checks: dict[str, Callable[[], object]] = {
         "database": _check_database,
         "cache": _check_cache,
         "broker": _check_broker,
         "workers": _check_workers,
+        "schedule": functools.partial(_check_schedule, with_detail=_operator(request)),
     }
     results = _run(checks)
     required = set(checks) if request.GET.get("strict") == "1" else {"database", "cache", "broker"}

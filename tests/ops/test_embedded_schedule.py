@@ -197,3 +197,21 @@ def test_strict_readiness_names_the_schedule_beat_has_stopped_sending(client, wo
     assert check["entries"]["model-probe"]["overdue"] is False
     # A plain readiness probe (load balancers) does not depend on beat.
     assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_what_a_periodic_run_did_is_shown_to_operators_only(client, admin_client, worker) -> None:
+    """The fraud sweep's counts would tell a bot whether its votes were caught."""
+    ScheduleRun.objects.create(
+        name="fraud-sweep",
+        task="voting.tasks.fraud_sweep_task",
+        last_sent_at=timezone.now(),
+        last_detail="40 votes scanned, 3 voters flagged, 12 votes excluded, 0 restored",
+    )
+    public = client.get("/readyz?strict=1").json()["checks"]["schedule"]
+    entries = public.get("entries") or public["detail"]
+    assert "last_detail" not in entries["fraud-sweep"]
+    assert "flagged" not in client.get("/readyz?strict=1").content.decode()
+    staff = admin_client.get("/readyz?strict=1").json()["checks"]["schedule"]
+    entries = staff.get("entries") or staff["detail"]
+    assert entries["fraud-sweep"]["last_detail"].startswith("40 votes scanned")
