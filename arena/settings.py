@@ -255,12 +255,22 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat: with the in-memory broker it must run on a thread of the server process (arena.inprocess), where its
+# messages reach the worker; with Redis it is its own process (`celery -A arena beat`, compose's `beat`).
+CELERY_IN_PROCESS_BEAT = env_bool("CELERY_IN_PROCESS_BEAT", CELERY_BROKER_URL.startswith("memory://"))
+CELERY_BEAT_SCHEDULER = "workers.schedule:RecordingPersistentScheduler"
 CELERY_BEAT_SCHEDULE = {
-    "generation-sweep": {"task": "workers.tasks.generation_sweep_task", "schedule": 30.0},
-    "model-probe": {"task": "workers.tasks.model_probe_task", "schedule": 60.0},
+    "generation-sweep": {
+        "task": "workers.tasks.generation_sweep_task",
+        "schedule": float(env_int("ARENA_SWEEP_SECONDS", 30, minimum=1)),
+    },
+    "model-probe": {
+        "task": "workers.tasks.model_probe_task",
+        "schedule": float(env_int("ARENA_PROBE_SECONDS", 60, minimum=1)),
+    },
     "leaderboards": {
         "task": "ranking.tasks.leaderboard_refresh_all_task",
-        "schedule": float(env_int("ARENA_LEADERBOARD_REFRESH_SECONDS", 300, minimum=5)),
+        "schedule": float(env_int("ARENA_LEADERBOARD_REFRESH_SECONDS", 300, minimum=1)),
         "options": {"queue": "ranking"},
     },
 }
@@ -298,16 +308,6 @@ ARENA_GENERATION_STUCK_AFTER = env_int("ARENA_GENERATION_STUCK_AFTER", 360, mini
 ARENA_GENERATION_MAX_ATTEMPTS = env_int("ARENA_GENERATION_MAX_ATTEMPTS", 2, minimum=1)
 # Flush the partial output to the database this often, so a reload mid-stream shows it.
 ARENA_STREAM_FLUSH_SECONDS = env_float("ARENA_STREAM_FLUSH_SECONDS", 0.5, minimum=0.0)
-ARENA_OUTAGE_AFTER_FAILURES = env_int("ARENA_OUTAGE_AFTER_FAILURES", 3, minimum=1)
-ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 2.0, minimum=1.0)
-ARENA_NEW_MODEL_VOTES = env_int("ARENA_NEW_MODEL_VOTES", 3000, minimum=0)
-# "weighted": by model weight (Chatbot Arena's way); "information": prefer the pairs whose comparison most
-# reduces ranking uncertainty, with a uniform floor so every pair still appears.
-ARENA_PAIR_SAMPLING = env_choice("ARENA_PAIR_SAMPLING", "weighted", {"weighted", "information"})
-ARENA_TARGET_SHARE = env_float("ARENA_TARGET_SHARE", 0.5, minimum=0.0)
-ARENA_DEMO_DELAY = env_float("ARENA_DEMO_DELAY", 0.03, minimum=0.0)
-# Models with fewer battles are marked provisional and hidden unless the page asks for them.
-ARENA_LEADERBOARD_MIN_BATTLES = env_int("ARENA_LEADERBOARD_MIN_BATTLES", 10, minimum=1)
 # Timing side channels (workers/pacing.py): a side's text goes out on a fixed tick, at most TICK_CHARS
 # characters a tick, so every model faster than that rate streams alike; its first chunk waits (at most
 # START_WAIT_MS) for the other side's, and a finished side keeps its pace (at most END_WAIT_MS) until the
@@ -320,6 +320,16 @@ ARENA_STREAM_END_WAIT_MS = env_int("ARENA_STREAM_END_WAIT_MS", 5000, minimum=0)
 # Image and 3D: both outputs are shown when both are done, and one shared progress fraction in steps of this.
 ARENA_MEDIA_REVEAL_TOGETHER = env_bool("ARENA_MEDIA_REVEAL_TOGETHER", True)
 ARENA_MEDIA_PROGRESS_STEP = env_float("ARENA_MEDIA_PROGRESS_STEP", 0.1, minimum=0.01, maximum=1.0)
+ARENA_OUTAGE_AFTER_FAILURES = env_int("ARENA_OUTAGE_AFTER_FAILURES", 3, minimum=1)
+ARENA_NEW_MODEL_BOOST = env_float("ARENA_NEW_MODEL_BOOST", 2.0, minimum=1.0)
+ARENA_NEW_MODEL_VOTES = env_int("ARENA_NEW_MODEL_VOTES", 3000, minimum=0)
+# "weighted": by model weight (Chatbot Arena's way); "information": prefer the pairs whose comparison most
+# reduces ranking uncertainty, with a uniform floor so every pair still appears.
+ARENA_PAIR_SAMPLING = env_choice("ARENA_PAIR_SAMPLING", "weighted", {"weighted", "information"})
+ARENA_TARGET_SHARE = env_float("ARENA_TARGET_SHARE", 0.5, minimum=0.0)
+ARENA_DEMO_DELAY = env_float("ARENA_DEMO_DELAY", 0.03, minimum=0.0)
+# Models with fewer battles are marked provisional and hidden unless the page asks for them.
+ARENA_LEADERBOARD_MIN_BATTLES = env_int("ARENA_LEADERBOARD_MIN_BATTLES", 10, minimum=1)
 # Seconds after a vote before its board is recomputed: votes in that window share one recompute.
 ARENA_LEADERBOARD_DEBOUNCE = env_int("ARENA_LEADERBOARD_DEBOUNCE", 3, minimum=0)
 ARENA_HASH_SALT = env_str("ARENA_HASH_SALT", SECRET_KEY)
@@ -407,7 +417,7 @@ if ARENA_CAPTCHA_PROVIDER != "none" and not (ARENA_CAPTCHA_SECRET and ARENA_CAPT
         "ARENA_CAPTCHA_SECRET and ARENA_CAPTCHA_SITE_KEY must be set when ARENA_CAPTCHA_PROVIDER is set"
     )
 # The periodic fraud sweep (voting.tasks.fraud_sweep_task): how often, and how far back it looks (0 = all).
-ARENA_FRAUD_SWEEP_SECONDS = env_int("ARENA_FRAUD_SWEEP_SECONDS", 900, minimum=10)
+ARENA_FRAUD_SWEEP_SECONDS = env_int("ARENA_FRAUD_SWEEP_SECONDS", 900, minimum=1)
 ARENA_FRAUD_SWEEP_DAYS = env_int("ARENA_FRAUD_SWEEP_DAYS", 90, minimum=0)
 ARENA_FRAUD_SWEEP_LOCK_SECONDS = env_int("ARENA_FRAUD_SWEEP_LOCK_SECONDS", 1800, minimum=60)
 CELERY_BEAT_SCHEDULE["fraud-sweep"] = {
