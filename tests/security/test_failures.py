@@ -24,6 +24,7 @@ from celery.worker import state as worker_state
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
+from django.db.models import Q
 from django.test import Client
 
 from arena.asgi import application
@@ -98,14 +99,8 @@ def settled(client: Client, prompt: str) -> Battle:
 def streaks_settled(threshold: int) -> None:
     """Wait until every failure streak's probe has answered (it resets the streak or starts an outage), and
     the worker has nothing left in hand."""
-    wait_for(
-        lambda: (
-            not ModelEntry.objects.filter(
-                consecutive_failures__gte=threshold, outage_since__isnull=True
-            ).exists()
-        ),
-        timeout=20,
-    )
+    streak = Q(consecutive_failures__gte=threshold) | Q(consecutive_rejections__gte=threshold)
+    wait_for(lambda: not ModelEntry.objects.filter(streak, outage_since__isnull=True).exists(), timeout=20)
     wait_for(lambda: not worker_state.active_requests, timeout=20)
 
 
