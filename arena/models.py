@@ -198,11 +198,13 @@ class Generation(StoredMedia):
     model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="generations")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
     output = models.TextField(blank=True)  # text answers; image and 3D ones are StoredMedia
-    # A failed side: `failure_kind` is what a voter may know (arena.disclosure.FailureKind), `error` the neutral
-    # text for that kind (voter_failure_text) and `error_detail` the backend's own words, for staff and logs only
-    # (they name or fingerprint the model: context limits, key names, server banners).
+    # A failed side: `failure_kind` is what a voter may know (arena.disclosure.FailureKind), `error` the
+    # neutral text for that kind (voter_failure_text), `error_detail` the backend's own words, for staff and
+    # logs only (they name or fingerprint the model: context limits, key names, server banners).
     error = models.TextField(blank=True)
-    failure_kind = models.CharField(max_length=12, blank=True, choices=[(k.value, k.value) for k in FailureKind])
+    failure_kind = models.CharField(
+        max_length=12, blank=True, choices=[(kind.value, kind.value) for kind in FailureKind]
+    )
     error_detail = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     queued_at = models.DateTimeField(auto_now_add=True)
