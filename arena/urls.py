@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from arena import api, health, views
+from arena import api, docs, health, views
 from arena.admin_login import login_rate_limited
 from voting import views as voting_views
 
@@ -30,11 +30,16 @@ arena_patterns += [
     path("api/v1/leaderboards/<str:modality>", api.leaderboard, name="api-leaderboard"),
     path("api/v1/stats", api.stats, name="api-stats"),
     path("api/v1/openapi.json", api.openapi, name="api-openapi"),
+    path("api/docs/", docs.api_docs, name="api-docs"),  # the document above, readable (Swagger UI)
     path("api/export/battles.<str:fmt>", api.export_battles, name="api-export-battles"),
 ]
 
 # Password guessing against the admin is limited per client address (ARENA_ADMIN_LOGIN_RATE).
 admin.site.login = login_rate_limited(admin.site.login)  # type: ignore[method-assign]
+
+# Site-styled pages; JSON for /api/ paths and JSON requests (arena.error_pages).
+handler404 = "arena.error_pages.page_not_found"
+handler500 = "arena.error_pages.server_error"
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

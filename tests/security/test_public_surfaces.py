@@ -133,6 +133,7 @@ ROUTES: dict[str, Route] = {
     ),
     "api/v1/stats": Route(_fixed("/api/v1/stats")),
     "api/v1/openapi.json": Route(_fixed("/api/v1/openapi.json")),
+    "api/docs/": Route(_fixed("/api/docs/")),
     "api/export/battles.<str:fmt>": Route(
         _fixed(*(f"/api/export/battles.{fmt}" for fmt in ("jsonl", "csv", "parquet"))),
         private="staff with the export permission only: anyone else gets a 403",
