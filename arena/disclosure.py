@@ -30,6 +30,13 @@ The rules, each with the class of side channel it closes:
   without generator, extras, names or unknown keys, OBJ and PLY without comments or telling names, .spz
   without gzip header fields. The vote's identity-leak check also reads what metadata a stored file still
   carries (voting.leak.generations_leak_find): a file that names a model voids the vote.
+- **Timing and order**: what a voter's browser can time names a model as well as its words do. Text is
+  paced (workers/pacing.py): published on a fixed tick in equal chunks, both sides' first chunks held until
+  both have one, a finished side kept at pace until the other side's model is done, the database written
+  only with what the page was shown. Image and 3D sides are shown together (outputs_shown): a side that
+  finished first looks unfinished, on the websocket, in the page's JSON and at its file's URL, until both
+  are done; both show one shared progress fraction in coarse steps. File sizes follow from the rewritten
+  bytes (above): they tell what the picture shows, not which encoder made it.
 """
 
 from __future__ import annotations
@@ -225,3 +232,29 @@ def voter_side_error(generation: Generation) -> str:
     if generation.status != Generation.Status.FAILED:
         return ""
     return voter_failure_text(generation.failure_kind)
+
+
+# --- Timing and order -------------------------------------------------------------------------------------
+
+
+def outputs_shown(battle: Battle) -> bool:
+    """Whether the page may show the finished sides of a battle's last turn as finished. While an image or 3D
+    battle generates, a side that finished first waits for the other (ARENA_MEDIA_REVEAL_TOGETHER): its done
+    state, its file and its file's URL appear for both sides at once, so which model is faster is on no
+    channel. Text sides stream; their pace is normalised instead (workers/pacing.py)."""
+    from django.conf import settings
+
+    from arena.models import Battle, Modality
+
+    return (
+        battle.modality == Modality.TEXT
+        or not settings.ARENA_MEDIA_REVEAL_TOGETHER
+        or battle.status != Battle.Status.GENERATING
+    )
+
+
+def side_state_held(side: dict[str, Any]) -> dict[str, Any]:
+    """A side's page state while outputs_shown is False: a finished side reads as still generating."""
+    if side.get("status") != "done":
+        return side
+    return {**side, "status": "running", "output": "", "media": None, "progress": None, "flagged": False}

@@ -14,9 +14,11 @@ from django.urls import reverse
 from arena.disclosure import (
     PublicNames,
     countable_battles,
+    outputs_shown,
     public_gallery_outputs,
     public_generations,
     public_names,
+    side_state_held,
     voter_side_error,
 )
 from arena.errors import NotAllowed, NotFound
@@ -260,6 +262,8 @@ def battle_state(battle: Battle) -> dict[str, Any]:
         }
         for i, prompt in enumerate(battle.conversation)
     ]
+    if turns and not outputs_shown(battle):  # image and 3D sides are shown together (arena.disclosure)
+        turns[-1].update(a=side_state_held(turns[-1]["a"]), b=side_state_held(turns[-1]["b"]))
     media = battle.modality != Modality.TEXT
     state: dict[str, Any] = {
         "code": battle.code,

@@ -314,7 +314,7 @@ ARENA_STREAM_FLUSH_SECONDS = env_float("ARENA_STREAM_FLUSH_SECONDS", 0.5, minimu
 # other side's model is done.
 ARENA_STREAM_PACING = env_bool("ARENA_STREAM_PACING", True)
 ARENA_STREAM_TICK_MS = env_int("ARENA_STREAM_TICK_MS", 50, minimum=10)
-ARENA_STREAM_TICK_CHARS = env_int("ARENA_STREAM_TICK_CHARS", 8, minimum=1)
+ARENA_STREAM_TICK_CHARS = env_int("ARENA_STREAM_TICK_CHARS", 6, minimum=1)
 ARENA_STREAM_START_WAIT_MS = env_int("ARENA_STREAM_START_WAIT_MS", 3000, minimum=0)
 ARENA_STREAM_END_WAIT_MS = env_int("ARENA_STREAM_END_WAIT_MS", 5000, minimum=0)
 # Image and 3D: both outputs are shown when both are done, and one shared progress fraction in steps of this.

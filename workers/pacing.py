@@ -36,10 +36,15 @@ from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
 
+CLAIMED = "claimed"  # a worker has the side and its model was asked
 READY = "ready"  # the side has its first chunk's worth of text (or its model finished)
 END = "end"  # the side's model finished, or failed
 PROGRESS = "progress"
 POLL_SECONDS = 0.005  # how often a side waiting for the other looks at the cache
+# Both sides are queued together, but one may be claimed a little later (a busy thread, a slower queue). A
+# side not claimed within this grace is not waited for: it may never run here (a test running one side), and a
+# long queue wait shows on the page anyway (the "started" event, the side's status).
+CLAIM_GRACE_SECONDS = 0.3
 
 
 @dataclass(frozen=True)
@@ -126,8 +131,7 @@ class StreamPacer:
     model is done; a pacer thread publishes on the tick and persists what it has published.
 
     publish(offset, text) sends one chunk to the page; persist(text) writes the text published so far (fenced
-    by the caller); other_running() says whether the other side is generating (a side that is not yet claimed
-    or already finished is not waited for: waiting would cost a second and tell nothing).
+    by the caller). Marks CLAIMED at once, so the other side knows this one is coming.
     """
 
     def __init__(
@@ -137,14 +141,12 @@ class StreamPacer:
         *,
         publish: Callable[[int, str], None],
         persist: Callable[[str], None],
-        other_running: Callable[[], bool],
         on_exit: Callable[[], None] = lambda: None,
     ) -> None:
         self.pacing = pacing
         self.gate = gate
         self._publish = publish
         self._persist = persist
-        self._other_running = other_running
         self._on_exit = on_exit
         self._parts: list[str] = []
         self._text = ""  # the model's text so far (joined lazily: see _snapshot)
@@ -157,6 +159,7 @@ class StreamPacer:
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
         self._ready_marked = False
+        gate.mark(CLAIMED)
 
     # --- the generating thread ---------------------------------------------------------------------------
 
@@ -218,11 +221,13 @@ class StreamPacer:
                     return
 
     def _hold_start(self) -> None:
-        """Hold the first chunk until the other side has one too (or is done), at most start_wait."""
-        deadline = time.monotonic() + self.pacing.start_wait
-        if self.pacing.start_wait <= 0 or not self._other_running():
-            return
+        """Hold the first chunk until the other side has one too (or is done), at most start_wait; a side not
+        claimed within CLAIM_GRACE_SECONDS is not waited for."""
+        now = time.monotonic()
+        deadline, grace = now + self.pacing.start_wait, now + min(CLAIM_GRACE_SECONDS, self.pacing.start_wait)
         while not self.gate.other_has(READY, END) and time.monotonic() < deadline:
+            if time.monotonic() > grace and not self.gate.other_has(CLAIMED):
+                return
             if self._abort.wait(POLL_SECONDS):
                 return
 
@@ -256,7 +261,7 @@ class StreamPacer:
     def _end_deadline(self, closed_at: float, failed: bool) -> float:
         """When to flush the rest: at once after a failure or when the other side is not generating, else when
         the other side's model is done, at most end_wait after this one's."""
-        if failed or not self._other_running():
+        if failed or not self.gate.other_has(CLAIMED):
             return closed_at
         return closed_at + self.pacing.end_wait
 

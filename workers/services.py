@@ -181,7 +181,6 @@ def _chunk(progress: _Progress, delta: str) -> None:
 
 def _pacer_make(progress: _Progress, pacing: Pacing) -> StreamPacer:
     """A pacer wired to this side: its chunks go to the battle's group, its text to this attempt's row."""
-    other = "b" if progress.side == "a" else "a"
 
     def publish(offset: int, text: str) -> None:
         battle_publish(progress.code, progress.event("chunk", offset=offset, text=text))
@@ -189,18 +188,12 @@ def _pacer_make(progress: _Progress, pacing: Pacing) -> StreamPacer:
     def persist(text: str) -> None:
         _live(progress).update(output=text)
 
-    def other_running() -> bool:
-        return Generation.objects.filter(
-            battle__code=progress.code, turn=progress.turn, side=other, status=Generation.Status.RUNNING
-        ).exists()
-
     # The pacer thread's own database connection ends with it (looked up in that thread, hence the lambda).
     return StreamPacer(
         pacing,
         progress.gate,
         publish=publish,
         persist=persist,
-        other_running=other_running,
         on_exit=lambda: connection.close(),
     )
 

@@ -222,14 +222,33 @@ function render() {
   $("prompt").placeholder = finished || (isMedia() && !state.can_continue) ? "Start a new battle to ask again." : "Ask a follow-up…";
 }
 
-async function refresh() {
-  if (!state) return;
-  try {
-    state = await api(`/api/battles/${state.code}`);
-    render();
-  } catch (err) {
-    showError(err.message);
-  }
+// One refetch at a time: chunks arriving past a gap (a reload mid-stream: the database is written every
+// ARENA_STREAM_FLUSH_SECONDS) ask for one more, not one each.
+let refreshing = null;
+let refreshAgain = false;
+
+function refresh() {
+  if (!state) return Promise.resolve();
+  if (refreshing) { refreshAgain = true; return refreshing; }
+  refreshing = (async () => {
+    do {
+      refreshAgain = false;
+      try {
+        state = await api(`/api/battles/${state.code}`);
+        render();
+      } catch (err) {
+        showError(err.message);
+      }
+    } while (refreshAgain && state);
+  })().finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+// Chunk offsets count characters as the server does (code points), not JavaScript's UTF-16 units.
+function codePoints(text) {
+  let count = 0;
+  for (const _char of text) count += 1;
+  return count;
 }
 
 function applyEvent(event) {
@@ -245,21 +264,26 @@ function applyEvent(event) {
   const turn = state.turns[event.turn];
   if (!turn) { refresh(); return; }
   const side = turn[event.side];
-  if (event.attempt > side.attempt) Object.assign(side, { attempt: event.attempt, output: "", error: "", media: null, progress: null });
+  if (event.attempt > side.attempt) Object.assign(side, { attempt: event.attempt, output: "", chars: 0, error: "", media: null, progress: null });
   if (event.type === "started") side.status = "running";
   if (event.type === "progress") {
+    // One shared fraction for both sides (workers/pacing.py); two workers may publish steps out of order.
+    if (typeof side.progress === "number" && event.fraction < side.progress) return;
     Object.assign(side, { status: "running", progress: event.fraction });
     if (!media.progress(state, event.turn, event.side)) render();  // only the progress line changes
     return;
   }
   if (event.type === "chunk") {
     side.status = "running";
-    const have = side.output.length;
+    if (typeof side.chars !== "number") side.chars = codePoints(side.output);
+    const have = side.chars;
     if (event.offset > have) { refresh(); return; }  // missed chunks: the database has them
-    side.output += event.text.slice(have - event.offset);
+    const fresh = Array.from(event.text).slice(have - event.offset);
+    side.output += fresh.join("");
+    side.chars = have + fresh.length;
   }
   if (event.type === "done") {
-    Object.assign(side, { status: "done", output: event.output, flagged: Boolean(event.flagged), media: event.media || null, progress: 1 });
+    Object.assign(side, { status: "done", output: event.output, chars: undefined, flagged: Boolean(event.flagged), media: event.media || null, progress: 1 });
   }
   if (event.type === "failed") Object.assign(side, { status: "failed", error: event.error });
   const answer = $(`answer-${event.side}-${event.turn}`);
