@@ -601,8 +601,11 @@ def model_outage_enter(*, model_id: int, reason: str) -> bool:
 def _model_recovered(model_id: int) -> None:
     """The model answered its probe: back into sampling, streaks cleared."""
     models = ModelEntry.objects.filter(id=model_id)
-    back = models.filter(outage_since__isnull=False).update(outage_since=None)
-    models.update(consecutive_failures=0, consecutive_rejections=0)
+    cleared = {"consecutive_failures": 0, "consecutive_rejections": 0}
+    # One write when it comes back: nobody sees it in sampling with its old streak.
+    back = models.filter(outage_since__isnull=False).update(outage_since=None, **cleared)
+    if not back:
+        models.filter(Q(consecutive_failures__gt=0) | Q(consecutive_rejections__gt=0)).update(**cleared)
     if back:
         candidates_invalidate()
         logger.info("model %s is back from outage: it answered its probe", model_id)

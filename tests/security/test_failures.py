@@ -90,9 +90,12 @@ def start(client: Client, prompt: str) -> tuple[int, dict]:
 
 
 def settled(client: Client, prompt: str) -> Battle:
+    """Start a battle and wait for both sides to finish (a battle fails as soon as one side does)."""
     status, body = start(client, prompt)
     assert status == 201, body
     wait_for(battle_settled(body["code"]), timeout=15)
+    running = Generation.objects.filter(battle__code=body["code"], status__in=["queued", "running"])
+    wait_for(lambda: not running.exists(), timeout=15)
     return Battle.objects.get(code=body["code"])
 
 
