@@ -21,21 +21,25 @@ def generation_run_task(generation_id: int) -> None:
 
 
 @shared_task(ignore_result=True, soft_time_limit=120, time_limit=150)
-def generation_sweep_task() -> None:
-    generation_sweep()
+def generation_sweep_task() -> str:
+    """Returns a line on what the sweep did (recorded for operators: workers.schedule)."""
+    return f"{generation_sweep()} stuck or lost generations requeued or failed"
 
 
 @shared_task(ignore_result=True, soft_time_limit=120, time_limit=150)
-def model_probe_task(model_id: int | None = None, confirm: bool = False) -> None:
+def model_probe_task(model_id: int | None = None, confirm: bool = False) -> str:
     """Probe one model (`confirm`: a failure streak asked, so a failed probe means outage); without an id (the
-    periodic run), send one probe per model that needs one to that model's own queue."""
+    periodic run), send one probe per model that needs one to that model's own queue. Returns a line on what
+    was done (the periodic run's is recorded for operators: workers.schedule)."""
     if model_id is not None:
-        model_probe(model_id=model_id, confirm=confirm)
-        return
-    for model in models_due_probe():
+        ok, _ = model_probe(model_id=model_id, confirm=confirm)
+        return "answered" if ok else "failed"
+    due = models_due_probe()
+    for model in due:
         model_probe_task.apply_async(
             args=[model.id], kwargs={"confirm": not model.in_outage}, queue=model.generation_queue()
         )
+    return f"{len(due)} probes sent: " + (", ".join(m.slug for m in due) or "no model needs one")
 
 
 def models_due_probe() -> list[ModelEntry]:
@@ -45,4 +49,5 @@ def models_due_probe() -> list[ModelEntry]:
     used up the task's time limit before the others were tried."""
     threshold = settings.ARENA_OUTAGE_AFTER_FAILURES
     due = Q(outage_since__isnull=False) | Q(consecutive_failures__gte=threshold)
-    return list(ModelEntry.objects.filter(due, active=True).only("id", "modality", "queue", "outage_since"))
+    fields = ("id", "slug", "modality", "queue", "outage_since")
+    return list(ModelEntry.objects.filter(due, active=True).only(*fields))
