@@ -273,6 +273,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("ARENA_LEADERBOARD_REFRESH_SECONDS", 300, minimum=1)),
         "options": {"queue": "ranking"},
     },
+    # Thins stored leaderboard snapshots (ranking.retention: staff-published, frozen and latest ones stay).
+    "snapshot-retention": {
+        "task": "ranking.tasks.snapshot_retention_task",
+        "schedule": float(env_int("ARENA_SNAPSHOT_RETENTION_SECONDS", 3600, minimum=1)),
+        "options": {"queue": "ranking"},
+    },
 }
 
 # --- Arena ---------------------------------------------------------------------------------------

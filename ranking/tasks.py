@@ -6,6 +6,7 @@ from celery import shared_task
 from django.core.cache import cache
 
 from arena.models import Modality
+from ranking.retention import snapshot_retention
 from ranking.services import leaderboard_refresh
 
 
@@ -20,3 +21,9 @@ def leaderboard_refresh_all_task() -> str:
     """Returns a line on what was refreshed (recorded for operators: workers.schedule)."""
     counts = {modality: len(leaderboard_refresh(modality=modality)) for modality in Modality.values}
     return "boards refreshed: " + ", ".join(f"{modality} {n}" for modality, n in counts.items())
+
+
+@shared_task(ignore_result=True, soft_time_limit=600, time_limit=660)
+def snapshot_retention_task() -> str:
+    """Thin the stored leaderboard snapshots (ranking.retention); returns its line for operators."""
+    return snapshot_retention().line()

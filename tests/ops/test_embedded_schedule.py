@@ -28,6 +28,7 @@ SHORT_SCHEDULES = {
     "ARENA_PROBE_SECONDS": "1",
     "ARENA_LEADERBOARD_REFRESH_SECONDS": "2",
     "ARENA_FRAUD_SWEEP_SECONDS": "2",
+    "ARENA_SNAPSHOT_RETENTION_SECONDS": "2",
 }
 
 # Run in the site's own `manage.py shell` before the server starts: one voted battle (so a leaderboard can be
@@ -109,7 +110,8 @@ def test_every_periodic_task_has_its_effect_in_the_embedded_default() -> None:
         ready = httpx.get(f"{site.base_url}/readyz?strict=1", timeout=10)
         assert ready.status_code == 200, ready.text
         entries = ready.json()["checks"]["schedule"]["detail"]
-        assert set(entries) == {"generation-sweep", "model-probe", "leaderboards", "fraud-sweep"}
+        names = {"generation-sweep", "model-probe", "leaderboards", "fraud-sweep", "snapshot-retention"}
+        assert set(entries) == names
         for name, entry in entries.items():
             assert entry["last_sent_at"] and entry["last_finished_at"], (name, entry)
             assert entry["last_state"] == "SUCCESS" and not entry["overdue"], (name, entry)
@@ -161,7 +163,7 @@ def test_a_separate_beat_process_records_what_it_sends_and_the_worker_what_it_ra
 
         def all_ran() -> bool:
             rows = ScheduleRun.objects.filter(last_sent_at__isnull=False, last_finished_at__isnull=False)
-            return rows.count() == 4
+            return rows.count() == 5
 
         wait_until(all_ran, 60, "every schedule entry sent by beat and finished by the worker", beat, worker)
         assert set(ScheduleRun.objects.values_list("name", flat=True)) == {
@@ -169,6 +171,7 @@ def test_a_separate_beat_process_records_what_it_sends_and_the_worker_what_it_ra
             "model-probe",
             "leaderboards",
             "fraud-sweep",
+            "snapshot-retention",
         }
     finally:
         beat.stop()
@@ -184,6 +187,7 @@ def test_strict_readiness_names_the_schedule_beat_has_stopped_sending(client, wo
         ("model-probe", "workers.tasks.model_probe_task"),
         ("leaderboards", "ranking.tasks.leaderboard_refresh_all_task"),
         ("fraud-sweep", "voting.tasks.fraud_sweep_task"),
+        ("snapshot-retention", "ranking.tasks.snapshot_retention_task"),
     ]:
         ScheduleRun.objects.create(name=name, task=task, last_sent_at=now, last_finished_at=now)
     assert client.get("/readyz?strict=1").status_code == 200
