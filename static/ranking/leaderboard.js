@@ -1,22 +1,44 @@
-// Leaderboard page: a sortable table and four SVG plots drawn from the board's JSON. A websocket says
-// when a new snapshot lands; the page then refetches its board and redraws.
+// Leaderboard page: a sortable table and four SVG charts drawn from the board's JSON, each chart with its
+// numbers in a table behind it. A websocket says when a new snapshot lands; the page then refetches its board
+// and redraws. Charts are drawn at their container's width and redrawn when it changes.
+
+import { countColour, formatWhen, heatmap, historyChart, PALETTE, ratingsChart, winColour } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
-const SVG = "http://www.w3.org/2000/svg";
 const modality = $("board").dataset.modality;
 let payload = JSON.parse($("board-data").textContent);
+// The first click on a column sorts the way a reader expects: best rating, most votes first; names A to Z.
+const FIRST_DIRECTION = { rating: -1, battles: -1, win_rate: -1 };
 let sort = { key: "rank_ub", dir: 1 };
+const HISTORY_MODELS = 12;
 
-function svg(tag, attrs = {}, text) {
-  const node = document.createElementNS(SVG, tag);
+const styleOn = () => Boolean($("style") && $("style").checked); // offered on text boards only
+
+function visibleModels() {
+  const models = payload.snapshot ? payload.snapshot.models : [];
+  return $("provisional").checked ? models : models.filter((m) => !m.provisional);
+}
+
+function html(tag, attrs = {}, text) {
+  const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
   if (text !== undefined) node.textContent = text;
   return node;
 }
 
-function visibleModels() {
-  const models = payload.snapshot ? payload.snapshot.models : [];
-  return $("provisional").checked ? models : models.filter((m) => !m.provisional);
+function modelCell(m) {
+  const td = html("td", { class: "model" });
+  const box = html("div", { class: "model-cell" });
+  const thumb = (payload.thumbnails || {})[m.slug];
+  if (thumb) {
+    // Image and 3D boards: a sample output the model made (never one a battle can show again).
+    box.append(html("img", { src: thumb, alt: "", class: "board-thumb", loading: "lazy", width: 48, height: 48 }));
+  }
+  const name = html("span", { class: "model-name" }, m.name);
+  if (m.provisional) name.append(" ", html("span", { class: "tag" }, "(provisional)"));
+  box.append(name);
+  td.append(box);
+  return td;
 }
 
 function renderTable(models) {
@@ -26,82 +48,135 @@ function renderTable(models) {
     return (typeof a === "string" ? a.localeCompare(b) : a - b) * sort.dir;
   });
   $("board").querySelector("tbody").replaceChildren(...rows.map((m) => {
-    const tr = document.createElement("tr");
+    const tr = html("tr");
     tr.dataset.slug = m.slug;
     if (m.provisional) tr.className = "provisional";
-    const cells = [m.rank_ub, m.name + (m.provisional ? " (provisional)" : ""), m.rating.toFixed(0),
-      `+${(m.upper - m.rating).toFixed(0)} / -${(m.rating - m.lower).toFixed(0)}`, m.battles,
-      `${(m.win_rate * 100).toFixed(1)}%`, m.organization, m.license];
-    for (const c of cells) { const td = document.createElement("td"); td.textContent = c; tr.append(td); }
-    const thumb = (payload.thumbnails || {})[m.slug];
-    if (thumb) {
-      // Image and 3D boards: a sample output the model made (never one a battle can show again).
-      const img = document.createElement("img");
-      img.src = thumb; img.alt = ""; img.className = "board-thumb"; img.loading = "lazy";
-      tr.children[1].prepend(img);
-    }
+    tr.append(html("td", { class: "num" }, m.rank_ub), modelCell(m));
+    const cells = [[m.rating.toFixed(0), "num"], [`+${(m.upper - m.rating).toFixed(0)} / -${(m.rating - m.lower).toFixed(0)}`, "num"],
+      [m.battles, "num"], [`${(m.win_rate * 100).toFixed(1)}%`, "num"], [m.organization, "text"], [m.license, "text"]];
+    for (const [text, kind] of cells) tr.append(html("td", { class: kind }, text));
     return tr;
   }));
-  for (const th of $("board").querySelectorAll("th")) {
-    th.setAttribute("aria-sort", th.dataset.key === sort.key ? (sort.dir > 0 ? "ascending" : "descending") : "none");
+  for (const button of $("board").querySelectorAll("th button")) {
+    const th = button.closest("th");
+    if (button.dataset.key === sort.key) th.setAttribute("aria-sort", sort.dir > 0 ? "ascending" : "descending");
+    else th.removeAttribute("aria-sort");
   }
 }
 
-function plotRatings(models) {
-  const width = 520, row = 22, left = 150, height = 30 + row * models.length;
-  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": "ratings with confidence intervals" });
-  if (!models.length) return root;
-  const lo = Math.min(...models.map((m) => m.lower)) - 10, hi = Math.max(...models.map((m) => m.upper)) + 10;
-  const x = (v) => left + ((v - lo) / (hi - lo || 1)) * (width - left - 20);
-  models.forEach((m, i) => {
-    const y = 20 + i * row;
-    root.append(svg("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, m.name));
-    root.append(svg("line", { x1: x(m.lower), x2: x(m.upper), y1: y, y2: y, stroke: "#3856d8", "stroke-width": 2 }));
-    root.append(svg("circle", { cx: x(m.rating), cy: y, r: 4, fill: m.provisional ? "#fff" : "#3856d8", stroke: "#3856d8", class: "rating-dot" }));
-  });
-  for (const tick of [lo + 10, (lo + hi) / 2, hi - 10]) {
-    root.append(svg("text", { x: x(tick), y: height - 4, "text-anchor": "middle", fill: "#667085" }, tick.toFixed(0)));
+// --- data tables behind the charts ---------------------------------------------------------------------------
+
+function dataTable(caption, head, rows) {
+  const table = html("table", { class: "data" });
+  table.append(html("caption", { class: "visually-hidden" }, caption));
+  // Numbers and short names stay on one line; a long name wraps anywhere in a column of its own width.
+  const cls = (text) => (String(text).length > 24 ? { class: "long" } : {});
+  const headRow = html("tr");
+  head.forEach((text, i) => headRow.append(html("th", { scope: i ? "col" : "row", ...cls(text) }, text)));
+  const thead = html("thead");
+  thead.append(headRow);
+  const tbody = html("tbody");
+  for (const row of rows) {
+    const tr = html("tr");
+    row.forEach((text, i) => tr.append(html(i ? "td" : "th", i ? cls(text) : { scope: "row", ...cls(text) }, text)));
+    tbody.append(tr);
   }
-  return root;
+  table.append(thead, tbody);
+  // A wide table scrolls inside its box (never the page); the box takes focus so a keyboard can scroll it.
+  const box = html("div", { class: "table-scroll", tabindex: 0, role: "region", "aria-label": caption });
+  box.append(table);
+  return box;
 }
 
-function plotHeatmap(models, matrix, format, color) {
-  const n = models.length, cell = Math.max(18, Math.min(40, 360 / Math.max(n, 1))), left = 120, top = 90;
-  const size = { width: left + n * cell + 10, height: top + n * cell + 10 };
-  const root = svg("svg", { viewBox: `0 0 ${size.width} ${size.height}`, ...size, role: "img" });
-  models.forEach((m, i) => {
-    root.append(svg("text", { x: left - 6, y: top + i * cell + cell / 2 + 4, "text-anchor": "end" }, m));
-    root.append(svg("text", { transform: `translate(${left + i * cell + cell / 2},${top - 6}) rotate(-55)` }, m));
-    models.forEach((_, j) => {
-      const v = matrix[i][j];
-      const rect = svg("rect", { x: left + j * cell, y: top + i * cell, width: cell - 1, height: cell - 1, fill: v === null ? "#eee" : color(v) });
-      rect.append(svg("title", {}, v === null ? "no battles" : format(v)));
-      root.append(rect);
-      if (v !== null && cell >= 26) root.append(svg("text", { x: left + j * cell + cell / 2, y: top + i * cell + cell / 2 + 4, "text-anchor": "middle" }, format(v)));
-    });
-  });
-  return root;
+const pct = (v) => (v === null ? "–" : `${(v * 100).toFixed(0)}%`);
+
+function pairMatrices(models) {
+  const pairs = payload.snapshot && payload.snapshot.pairs;
+  if (!pairs) return null;
+  const bySlug = new Map(models.map((m) => [m.slug, m]));
+  const keep = pairs.models.map((slug, i) => [slug, i]).filter(([slug]) => bySlug.has(slug));
+  const pick = (matrix) => keep.map(([, i]) => keep.map(([, j]) => matrix[i][j]));
+  return { names: keep.map(([slug]) => bySlug.get(slug).name), win: pick(pairs.win_rate), battles: pick(pairs.battles) };
 }
 
-function plotHistory(models) {
-  const width = 520, height = 240, left = 50, pad = 20;
-  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": "rating history" });
-  const points = payload.history;
-  if (points.length < 1 || !models.length) return root;
-  const values = points.flatMap((p) => models.map((m) => p.ratings[m.slug]).filter((v) => v !== undefined));
-  const lo = Math.min(...values) - 5, hi = Math.max(...values) + 5;
-  const x = (i) => left + (points.length === 1 ? 0.5 : i / (points.length - 1)) * (width - left - pad);
-  const y = (v) => pad + (1 - (v - lo) / (hi - lo || 1)) * (height - 2 * pad);
-  models.forEach((m, k) => {
-    const hue = (k * 67) % 360;
-    const coords = points.map((p, i) => (p.ratings[m.slug] === undefined ? null : `${x(i)},${y(p.ratings[m.slug])}`)).filter(Boolean);
-    root.append(svg("polyline", { points: coords.join(" "), fill: "none", stroke: `hsl(${hue} 60% 45%)`, "stroke-width": 2 }));
-    const last = coords[coords.length - 1];
-    if (last) root.append(svg("text", { x: Number(last.split(",")[0]) - 4, y: Number(last.split(",")[1]) - 4, "text-anchor": "end", fill: `hsl(${hue} 60% 35%)` }, m.name));
+// --- charts --------------------------------------------------------------------------------------------------
+
+const caption = (key) => $(`caption-${key}`).textContent;
+
+function drawRatings(models, width) {
+  const best = models[0], last = models[models.length - 1];
+  const name = `${caption("ratings")}: ${models.length} model${models.length === 1 ? "" : "s"}, from ${best.name} at ${best.rating.toFixed(0)}`
+    + (models.length > 1 ? ` to ${last.name} at ${last.rating.toFixed(0)}` : "") + ". The numbers are in the table below the chart.";
+  $("plot-ratings").replaceChildren(ratingsChart(models, width, name));
+  $("table-ratings").replaceChildren(dataTable(caption("ratings"), ["Model", "Rating", "95% CI lower", "95% CI upper", "Votes"],
+    models.map((m) => [m.name, m.rating.toFixed(0), m.lower.toFixed(0), m.upper.toFixed(0), String(m.battles)])));
+}
+
+function drawHistory(models, width) {
+  const points = payload.history || [];
+  const shown = models.filter((m) => points.some((p) => p.ratings[m.slug] !== undefined));
+  const figure = $("chart-history");
+  figure.hidden = !points.length || !shown.length;
+  if (figure.hidden) return;
+  const first = formatWhen(Date.parse(points[0].at)), last = formatWhen(Date.parse(points[points.length - 1].at));
+  const name = `${caption("history")}: ${shown.length} model${shown.length === 1 ? "" : "s"} over ${points.length} snapshot${points.length === 1 ? "" : "s"}`
+    + (points.length > 1 ? ` from ${first} to ${last}` : ` on ${first}`) + ". The numbers are in the table below the chart.";
+  $("plot-history").replaceChildren(historyChart(points, shown, width, name));
+  $("table-history").replaceChildren(dataTable(caption("history"), ["Snapshot", ...shown.map((m) => m.name)],
+    points.map((p) => [formatWhen(Date.parse(p.at)), ...shown.map((m) => (p.ratings[m.slug] === undefined ? "–" : p.ratings[m.slug].toFixed(0)))])));
+  // The line colours, in the table's header, for those who read the lines by colour.
+  $("table-history").querySelectorAll("thead th[scope=col]").forEach((th, k) => {
+    const swatch = html("span", { class: "swatch", "aria-hidden": "true" });
+    swatch.style.background = PALETTE[k % PALETTE.length];
+    th.prepend(swatch);
   });
-  root.append(svg("text", { x: 4, y: y(hi - 5), fill: "#667085" }, (hi - 5).toFixed(0)));
-  root.append(svg("text", { x: 4, y: y(lo + 5), fill: "#667085" }, (lo + 5).toFixed(0)));
-  return root;
+}
+
+function drawPairs(models, width) {
+  const pairs = pairMatrices(models);
+  for (const key of ["winrate", "battles"]) $(`chart-${key}`).hidden = !pairs || pairs.names.length < 2;
+  if (!pairs || pairs.names.length < 2) return;
+  const { names, win, battles } = pairs;
+  const most = Math.max(1, ...battles.flat());
+  const count = (i, j) => `${battles[i][j]} battle${battles[i][j] === 1 ? "" : "s"}`;
+  const winName = `${caption("winrate")}: a ${names.length} by ${names.length} grid, red where the row model mostly loses, `
+    + "blue where it mostly wins, grey when even or unplayed. The numbers are in the table below the chart.";
+  $("plot-winrate").replaceChildren(heatmap({
+    key: "winrate", names, matrix: win, format: (v) => (v * 100).toFixed(0), colour: winColour,
+    tip: (i, j, v) => (v === null ? `${names[i]} and ${names[j]}: no battles` : `${names[i]} beat ${names[j]} in ${pct(v)} of ${count(i, j)}`),
+    legend: { stops: [[0, 0], [0.5, 0.5], [1, 1]], ticks: [[0, "0% (row loses)"], [0.5, "50%"], [1, "100% (row wins)"]], none: "no battles" },
+  }, width, winName));
+  $("table-winrate").replaceChildren(dataTable(caption("winrate"), ["Row model \\ column model", ...names],
+    names.map((n, i) => [n, ...win[i].map(pct)])));
+  const nonzero = battles.map((r) => r.map((v) => (v === 0 ? null : v)));
+  const battleName = `${caption("battles")}: a ${names.length} by ${names.length} grid, darker for more battles, up to ${most}. `
+    + "The numbers are in the table below the chart.";
+  $("plot-battles").replaceChildren(heatmap({
+    key: "battles", names, matrix: nonzero, format: String, colour: (v) => countColour(v / most),
+    tip: (i, j, v) => `${names[i]} and ${names[j]}: ${v === null ? "no battles" : count(i, j)}`,
+    legend: { stops: [[0, 0], [1, most]], ticks: [[0, "0"], [0.5, String(Math.round(most / 2))], [1, String(most)]], none: "no battles" },
+  }, width, battleName));
+  $("table-battles").replaceChildren(dataTable(caption("battles"), ["Model \\ model", ...names],
+    names.map((n, i) => [n, ...battles[i].map(String)])));
+}
+
+let drawnWidth = 0;
+
+function drawCharts() {
+  const models = visibleModels();
+  $("plots").hidden = !models.length;
+  if (!models.length) return;
+  const width = Math.max(240, Math.floor($("plot-ratings").clientWidth || 520));
+  drawnWidth = width;
+  const byRating = [...models].sort((a, b) => b.rating - a.rating);
+  drawRatings(byRating, width);
+  drawHistory(byRating.slice(0, HISTORY_MODELS), width);
+  drawPairs(models, width);
+  // A heatmap wider than its box (many models) scrolls inside it; the box then takes focus for the keyboard.
+  for (const plot of document.querySelectorAll(".plot")) {
+    if (plot.scrollWidth > plot.clientWidth) plot.setAttribute("tabindex", "0");
+    else plot.removeAttribute("tabindex");
+  }
 }
 
 function render() {
@@ -117,22 +192,13 @@ function render() {
   const coefficients = snapshot ? Object.entries(snapshot.style_coefficients || {}) : [];
   $("style-note").hidden = !coefficients.length;
   $("style-note").textContent = coefficients.length ? "Style coefficients (log-odds per standard deviation): " + coefficients.map(([k, v]) => `${k} ${v.toFixed(3)}`).join(", ") : "";
-  const byRating = [...models].sort((a, b) => b.rating - a.rating);
-  $("plot-ratings").replaceChildren(plotRatings(byRating));
-  $("plot-history").replaceChildren(plotHistory(byRating.slice(0, 12)));
-  const pairs = snapshot && snapshot.pairs;
-  const keep = pairs ? pairs.models.map((slug, i) => [slug, i]).filter(([slug]) => models.some((m) => m.slug === slug)) : [];
-  const names = keep.map(([slug]) => models.find((m) => m.slug === slug).name);
-  const pick = (matrix) => keep.map(([, i]) => keep.map(([, j]) => matrix[i][j]));
-  $("plot-winrate").replaceChildren(pairs ? plotHeatmap(names, pick(pairs.win_rate), (v) => (v * 100).toFixed(0), (v) => `hsl(${v * 220} 65% 60%)`) : svg("svg"));
-  const maxBattles = pairs ? Math.max(1, ...pairs.battles.flat()) : 1;
-  $("plot-battles").replaceChildren(pairs ? plotHeatmap(names, pick(pairs.battles).map((r) => r.map((v) => (v === 0 ? null : v))), String, (v) => `hsl(220 70% ${95 - 55 * (v / maxBattles)}%)`) : svg("svg"));
+  drawCharts();
 }
 
 function query() {
   const params = new URLSearchParams();
   if ($("category").value) params.set("category", $("category").value);
-  if ($("style").checked) params.set("style", "1");
+  if (styleOn()) params.set("style", "1");
   return params.toString();
 }
 
@@ -146,20 +212,28 @@ function listen(delay = 500) {
   const socket = new WebSocket(`${scheme}://${location.host}/ws/leaderboard/${modality}/`);
   socket.onmessage = (message) => {
     const event = JSON.parse(message.data);
-    if (event.type === "snapshot" && event.category === ($("category").value || "") && event.style_control === $("style").checked) refresh();
+    if (event.type === "snapshot" && event.category === ($("category").value || "") && event.style_control === styleOn()) refresh();
   };
   socket.onopen = () => { delay = 500; };
   socket.onclose = () => setTimeout(() => { refresh(); listen(Math.min(delay * 2, 10000)); }, delay);
 }
 
-for (const th of $("board").querySelectorAll("th")) {
-  th.addEventListener("click", () => {
-    sort = { key: th.dataset.key, dir: sort.key === th.dataset.key ? -sort.dir : 1 };
+for (const button of $("board").querySelectorAll("th button")) {
+  button.addEventListener("click", () => {
+    const key = button.dataset.key;
+    sort = { key, dir: sort.key === key ? -sort.dir : FIRST_DIRECTION[key] || 1 };
     render();
+    $("sort-status").textContent = `Sorted by ${button.textContent}, ${sort.dir > 0 ? "ascending" : "descending"}.`;
   });
 }
 $("modality").addEventListener("change", () => { location.href = `/leaderboard/${$("modality").value}/`; });
-for (const id of ["category", "style"]) $(id).addEventListener("change", () => { history.replaceState({}, "", `?${query()}`); refresh(); });
+for (const control of [$("category"), $("style")]) {
+  if (control) control.addEventListener("change", () => { history.replaceState({}, "", `?${query()}`); refresh(); });
+}
 $("provisional").addEventListener("change", render);
+new ResizeObserver(() => {
+  const width = Math.floor($("plot-ratings").clientWidth);
+  if (width && Math.abs(width - drawnWidth) > 2) requestAnimationFrame(drawCharts);
+}).observe($("plots"));
 render();
 listen();
