@@ -148,17 +148,15 @@ class StreamPacer:
         self._publish = publish
         self._persist = persist
         self._on_exit = on_exit
-        self._parts: list[str] = []
-        self._text = ""  # the model's text so far (joined lazily: see _snapshot)
+        self._parts: list[str] = []  # the model's text so far (joined lazily: see _snapshot)
         self._length = 0
         self.published = 0  # characters published so far
         self._closed_at: float | None = None
         self._failed = False
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
-        self._ready_marked = False
+        self._started_at = 0.0
         gate.mark(CLAIMED)
 
     # --- the generating thread ---------------------------------------------------------------------------
@@ -167,14 +165,8 @@ class StreamPacer:
         with self._lock:
             self._parts.append(delta)
             self._length += len(delta)
-            ready = self._length >= self.pacing.chars
-            self._wake.notify_all()
-        if ready and not self._ready_marked:
-            self._ready_marked = True
-            self.gate.mark(READY)
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="stream-pacer", daemon=True)
-            self._thread.start()
+        if self._thread is None and self._length >= self.pacing.chars:
+            self._begin()
 
     def close(self, *, ok: bool) -> None:
         """The model is done (ok) or failed: returns once every character is published. A failure flushes at
@@ -183,7 +175,8 @@ class StreamPacer:
         with self._lock:
             self._closed_at = time.monotonic()
             self._failed = not ok
-            self._wake.notify_all()
+        if self._thread is None and self._length:
+            self._begin()  # an answer shorter than one chunk
         if self._thread is None:
             return
         try:
@@ -192,8 +185,18 @@ class StreamPacer:
         finally:
             self._abort.set()  # an exception here (a time limit) must not leave the pacer publishing
 
-    def abort(self) -> None:
-        self._abort.set()
+    def _begin(self) -> None:
+        """A first chunk's worth of text is here. If the other side has one too, it goes out from this thread
+        at once (no hand-over to the pacer thread on the way to the first token); else the pacer thread holds
+        it. Either way the pacer thread takes the ticks from there."""
+        self.gate.mark(READY)
+        started = self.pacing.start_wait <= 0 or self.gate.other_has(READY, END)
+        if started:
+            self._started_at = time.monotonic()
+            text = self._snapshot()[0]
+            self._send(text, min(len(text), self.pacing.chars))
+        self._thread = threading.Thread(target=self._run, args=(started,), name="stream-pacer", daemon=True)
+        self._thread.start()
 
     # --- the pacer thread --------------------------------------------------------------------------------
 
@@ -203,22 +206,17 @@ class StreamPacer:
                 self._parts[:] = ["".join(self._parts)]
             return (self._parts[0] if self._parts else ""), self._closed_at, self._failed
 
-    def _run(self) -> None:
+    def _run(self, started: bool) -> None:
         try:
-            self._wait_ready()
-            self._hold_start()
-            self._tick_loop()
+            if started:
+                self._tick_loop(self._started_at, 1)
+            else:
+                self._hold_start()
+                self._tick_loop(time.monotonic(), 0)
         except Exception:
             logger.exception("pacing: the stream pacer failed; the final event still carries the answer")
         finally:
             self._on_exit()
-
-    def _wait_ready(self) -> None:
-        """Until a first chunk's worth of text is here, or the model is done."""
-        with self._lock:
-            while self._length < self.pacing.chars and self._closed_at is None and not self._abort.is_set():
-                if not self._wake.wait(timeout=settings.ARENA_GENERATION_HARD_LIMIT):
-                    return
 
     def _hold_start(self) -> None:
         """Hold the first chunk until the other side has one too (or is done), at most start_wait; a side not
@@ -231,13 +229,14 @@ class StreamPacer:
             if self._abort.wait(POLL_SECONDS):
                 return
 
-    def _tick_loop(self) -> None:
-        start = time.monotonic()
+    def _tick_loop(self, start: float, tick: int) -> None:
+        """From tick `tick` on (counted from `start`, so a slow publish does not shift every later chunk)."""
         # A generating thread that vanished without closing: stop once no generation could still be running.
         give_up = start + settings.ARENA_GENERATION_HARD_LIMIT + self.pacing.end_wait
         persisted, flushed_at = 0, -math.inf
         end_by: float | None = None
-        tick = 0
+        if tick:
+            self._abort.wait(max(0.0, start + tick * self.pacing.tick - time.monotonic()))
         while not self._abort.is_set() and time.monotonic() < give_up:
             text, closed_at, failed = self._snapshot()
             if closed_at is not None and end_by is None:
@@ -255,7 +254,6 @@ class StreamPacer:
                 self._persist(text[: self.published])
                 persisted, flushed_at = self.published, now
             tick += 1
-            # Ticks are counted from the start, so a slow publish does not shift every later chunk.
             self._abort.wait(max(0.0, start + tick * self.pacing.tick - time.monotonic()))
 
     def _end_deadline(self, closed_at: float, failed: bool) -> float:
