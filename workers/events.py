@@ -15,6 +15,8 @@ import threading
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,41 @@ def group_publish(group: str, message: dict[str, Any]) -> None:
         logger.warning("could not publish %s to %s", message.get("type"), group, exc_info=True)
 
 
+def stream_key(code: str, turn: int, side: str) -> str:
+    return f"arena:stream:{code}:{turn}:{side}"
+
+
+def stream_record(code: str, event: dict[str, Any]) -> None:
+    """Keep the text a side has published so far (this attempt's), so a socket that joins or rejoins
+    mid-stream resumes from its last offset (arena.consumers, "sync") instead of the page polling the
+    database, which is written only every ARENA_STREAM_FLUSH_SECONDS. One side's chunks come from one
+    thread at a time (workers/pacing.py), so a read-modify-write per chunk keeps them in order.
+    Best effort."""
+    try:
+        key = stream_key(code, int(event["turn"]), str(event["side"]))
+        attempt, offset, text = event.get("attempt"), int(event["offset"]), str(event["text"])
+        held = cache.get(key) if offset else None
+        have = held["text"] if held and held.get("attempt") == attempt else ""
+        if offset > len(have):
+            return  # a chunk past a gap (a lost write): keep the prefix we know
+        ttl = settings.ARENA_GENERATION_HARD_LIMIT + 60
+        cache.set(key, {"attempt": attempt, "text": have[:offset] + text}, ttl)
+    except Exception:  # the cache is a convenience for resuming pages; never fail a generation for it
+        logger.warning("could not record a chunk of %s", code, exc_info=True)
+
+
+def stream_text(code: str, turn: int, side: str) -> dict[str, Any] | None:
+    """{"attempt", "text"}: what this side has published so far, or None if not recorded."""
+    try:
+        return cache.get(stream_key(code, turn, side))
+    except Exception:
+        logger.warning("could not read the stream of %s", code, exc_info=True)
+        return None
+
+
 def battle_publish(code: str, event: dict[str, Any]) -> None:
-    """The database is the truth, so a lost event only costs the page a refetch."""
+    """The database is the truth, and a "done" carries the side's whole text, so a lost event only costs the
+    page a resync (one state message on its socket)."""
+    if event.get("type") == "chunk":
+        stream_record(code, event)  # before the send: a socket joining meanwhile finds it in one or the other
     group_publish(battle_group(code), {"type": "battle.event", "event": event})

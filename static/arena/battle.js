@@ -1,6 +1,8 @@
 // Battle page: start a battle, follow both answers over a websocket, vote, reveal.
-// The server is the truth: the page renders the state it fetches, and websocket events only
-// advance that state; a gap in the stream triggers a refetch.
+// The server is the truth: the page renders the state it is given, and websocket events only advance
+// that state. One socket per battle: on (re)open and after a gap in a side's chunk offsets the page asks the
+// socket for the whole state once ({"type": "sync"}, arena/consumers.py), never the API per chunk; a side's
+// "done" carries its whole text. The socket reconnects with backoff until the battle has settled.
 // Text answers are drawn here; image and 3D outputs by ./media.js (the vote opens once both are on screen).
 import { MediaPanels } from "./media.js";
 import { deviceFingerprint, solveChallenge, warmUp } from "./pow.js";
@@ -14,6 +16,9 @@ const startPlaceholder = document.getElementById("prompt").placeholder;
 let state = JSON.parse($("battle-state").textContent);
 let socket = null;
 let retry = 0;
+let syncSentAt = 0;  // when the pending {"type": "sync"} went out (0: none pending)
+let lastHeard = 0;  // when the socket last brought anything
+let voteBlockedUntil = 0;  // a refused vote's Retry-After (Date.now() ms)
 const revealed = new Set();  // "turn-side" keys of filtered answers the voter chose to see
 const media = new MediaPanels({
   onChange: () => { if (state) renderVoting(); },
@@ -43,13 +48,32 @@ async function api(url, body) {
     throw new Error("The server could not be reached. Check your connection and try again.");
   }
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.error || `The server answered ${response.status}.`);
+  if (!response.ok) {
+    const error = new Error(data.error || `The server answered ${response.status}.`);
+    const wait = Number(response.headers.get("Retry-After"));
+    error.retryAfter = Number.isFinite(wait) && wait > 0 ? Math.ceil(wait) : 0;
+    throw error;
+  }
   return data;
 }
 
+// Errors show where the action happened: a start or follow-up error (and the counter's) next to the prompt,
+// a vote error next to the vote bar.
 function showError(message) {
   $("error").textContent = message || "";
   $("error").hidden = !message;
+}
+
+function showVoteError(message) {
+  const box = $("vote-error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+function waitText(seconds) {
+  if (!seconds) return "";
+  if (seconds < 90) return ` You can try again in ${seconds} s.`;
+  return ` You can try again in ${Math.ceil(seconds / 60)} min.`;
 }
 
 function el(tag, cls, text) {
@@ -184,7 +208,15 @@ function statusText() {
       `Thanks for voting. This vote will not count: ${state.vote.reason}.`;
   }
   if (state.status === "generating") return isMedia() ? "Both models are generating…" : "Both models are answering…";
-  if (state.status === "failed") return "One side failed to answer, so this battle cannot be voted on. Start a new battle.";
+  if (state.status === "failed") {
+    const busy = lastTurnSides().some((side) => !ended(side));
+    return busy ? "One side failed to answer, so this battle cannot be voted on. The other side is finishing…" :
+      "One side failed to answer, so this battle cannot be voted on. Your prompt is back in the box: start a new battle.";
+  }
+  if (state.status === "ready" && $("vote-error") && !$("vote-error").hidden) {
+    return Date.now() < voteBlockedUntil ? "Your vote was not recorded. Wait, then vote again." :
+      "Your vote was not recorded. You can vote again.";
+  }
   if (state.status === "ready" && isMedia()) {
     const { ready, problem } = media.settled(state, revealed);
     if (problem) return `${problem} This battle cannot be voted on. Start a new battle.`;
@@ -198,12 +230,23 @@ function statusText() {
 // The vote opens when the server allows it and, for images and 3D, once both outputs are on screen.
 function renderVoting() {
   const settled = isMedia() ? media.settled(state, revealed) : { ready: true, problem: "" };
-  const voting = state.can_vote && settled.ready;
+  const voting = state.can_vote && settled.ready && Date.now() >= voteBlockedUntil;
+  const wasVoting = $("votebar").dataset.open === "1";
+  $("votebar").dataset.open = voting && !state.vote ? "1" : "";
   $("votebar").hidden = Boolean(state.vote) || state.status === "failed" || Boolean(settled.problem);
   for (const button of $("votebar").querySelectorAll("button")) button.disabled = !voting;
   for (const radio of $("criteria").querySelectorAll("input")) radio.disabled = Boolean(state.vote) || !voting;
   $("status").textContent = statusText();
   $("new-battle").hidden = !(Boolean(state.vote) || state.status === "failed" || Boolean(settled.problem));
+  $("vote-keys").hidden = $("votebar").hidden;
+  if (state.vote || state.status === "failed") showVoteError("");
+  // Voting just opened: focus goes to the vote bar, unless the voter is typing or working elsewhere.
+  if (voting && !state.vote && !wasVoting && focusIsFree()) $("votebar").querySelector("button").focus();
+}
+
+function focusIsFree() {
+  const active = document.activeElement;
+  return !active || active === document.body || battleEl.contains(active) || $("vote-dock").contains(active);
 }
 
 function render() {
@@ -220,10 +263,13 @@ function render() {
   $("random-prompt").hidden = state.turns.length > 0;
   for (const id of ["gallery-battle", "media-extra"]) if ($(id)) $(id).hidden = state.turns.length > 0;
   $("prompt").placeholder = finished || (isMedia() && !state.can_continue) ? "Start a new battle to ask again." : "Ask a follow-up…";
+  // A failed battle keeps its prompt in the box, ready for a new battle.
+  const lastTurn = state.turns[state.turns.length - 1];
+  if (state.status === "failed" && lastTurn && !$("prompt").value) { $("prompt").value = lastTurn.prompt; updateCounter(); }
 }
 
-// One refetch at a time: chunks arriving past a gap (a reload mid-stream: the database is written every
-// ARENA_STREAM_FLUSH_SECONDS) ask for one more, not one each.
+// An HTTP refetch, only where the socket cannot help (a refused vote, a socket that keeps failing): one at a
+// time, merged into what the page already shows.
 let refreshing = null;
 let refreshAgain = false;
 
@@ -234,7 +280,7 @@ function refresh() {
     do {
       refreshAgain = false;
       try {
-        state = await api(`/api/battles/${state.code}`);
+        mergeState(await api(`/api/battles/${state.code}`));
         render();
       } catch (err) {
         showError(err.message);
@@ -244,6 +290,50 @@ function refresh() {
   return refreshing;
 }
 
+const ended = (side) => side.status === "done" || side.status === "failed";
+const lastTurnSides = () => {
+  const turn = state && state.turns[state.turns.length - 1];
+  return turn ? [turn.a, turn.b] : [];
+};
+const STATUS_RANK = { generating: 0, ready: 1, failed: 1, voted: 2 };
+
+// A state from the server (the socket's sync, or the API) never takes the page back: the database is written
+// every ARENA_STREAM_FLUSH_SECONDS, so a side may already show more than it holds, or may already be done.
+function mergeState(fresh) {
+  const old = state;
+  state = fresh;
+  if (!old || old.code !== fresh.code || old.turns.length !== fresh.turns.length) return;
+  if ((STATUS_RANK[old.status] || 0) > (STATUS_RANK[fresh.status] || 0)) {
+    Object.assign(state, { status: old.status, can_vote: old.can_vote, can_continue: old.can_continue, vote: old.vote });
+  }
+  fresh.turns.forEach((turn, i) => {
+    for (const key of ["a", "b"]) {
+      const mine = old.turns[i][key];
+      const theirs = turn[key];
+      if (mine.attempt !== theirs.attempt) continue;
+      if (ended(mine) && !ended(theirs)) turn[key] = mine;
+      else if (!ended(theirs) && mine.output.length > theirs.output.length && mine.output.startsWith(theirs.output)) {
+        turn[key] = { ...theirs, status: mine.status, output: mine.output, chars: mine.chars };
+      }
+    }
+  });
+}
+
+// The socket is needed while anything can still change on screen: the battle generates, or it failed on
+// one side while the other is still finishing its answer.
+function watching() {
+  if (!state) return false;
+  if (state.status === "generating") return true;
+  return state.status === "failed" && !isMedia() && lastTurnSides().some((side) => !ended(side));
+}
+
+function requestSync() {
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;  // a socket that opens asks by itself
+  if (syncSentAt && Date.now() - syncSentAt < 5000) return;  // one at a time (a lost answer is asked again)
+  syncSentAt = Date.now();
+  socket.send(JSON.stringify({ type: "sync" }));
+}
+
 // Chunk offsets count characters as the server does (code points), not JavaScript's UTF-16 units.
 function codePoints(text) {
   let count = 0;
@@ -251,19 +341,37 @@ function codePoints(text) {
   return count;
 }
 
+function settleSocket() {
+  if (!watching()) { closeSocket(); return; }
+  // Both sides ended but no battle status came (a lost event): ask for the state once, shortly.
+  if (state.status === "generating" && lastTurnSides().every(ended)) setTimeout(() => { if (state && state.status === "generating") requestSync(); }, 1500);
+}
+
 function applyEvent(event) {
+  lastHeard = Date.now();
+  if (event.type === "state") {
+    syncSentAt = 0;
+    if (!state || event.state.code !== state.code) return;
+    mergeState(event.state);
+    render();
+    settleSocket();
+    return;
+  }
   if (event.type === "status") {
+    if (state.status === "voted") return;
     // Image and 3D battles are one turn (state.max_turns): no follow-up, whatever the event says.
     const canContinue = event.can_continue && state.turns.length < (state.max_turns || Infinity);
     Object.assign(state, { status: event.status, can_vote: event.can_vote, can_continue: canContinue });
     render();
-    if (event.status !== "generating") closeSocket();
+    settleSocket();
     return;
   }
   if (event.type === "pong" || event.type === "error") return;
   const turn = state.turns[event.turn];
-  if (!turn) { refresh(); return; }
+  if (!turn) { requestSync(); return; }
   const side = turn[event.side];
+  if (event.attempt < side.attempt) return;  // an old attempt's last words
+  if (event.attempt === side.attempt && ended(side) && event.type !== "done" && event.type !== "failed") return;
   if (event.attempt > side.attempt) Object.assign(side, { attempt: event.attempt, output: "", chars: 0, error: "", media: null, progress: null });
   if (event.type === "started") side.status = "running";
   if (event.type === "progress") {
@@ -277,7 +385,7 @@ function applyEvent(event) {
     side.status = "running";
     if (typeof side.chars !== "number") side.chars = codePoints(side.output);
     const have = side.chars;
-    if (event.offset > have) { refresh(); return; }  // missed chunks: the database has them
+    if (event.offset > have) { requestSync(); return; }  // missed chunks: the socket's state has them
     const fresh = Array.from(event.text).slice(have - event.offset);
     side.output += fresh.join("");
     side.chars = have + fresh.length;
@@ -286,6 +394,7 @@ function applyEvent(event) {
     Object.assign(side, { status: "done", output: event.output, chars: undefined, flagged: Boolean(event.flagged), media: event.media || null, progress: 1 });
   }
   if (event.type === "failed") Object.assign(side, { status: "failed", error: event.error });
+  if (event.type === "done" || event.type === "failed") settleSocket();
   const answer = $(`answer-${event.side}-${event.turn}`);
   if (answer && event.type === "chunk" && !side.flagged) {
     answer.className = "answer running";
@@ -295,25 +404,48 @@ function applyEvent(event) {
   }
 }
 
+let reconnectTimer = null;
+
 function closeSocket() {
+  clearTimeout(reconnectTimer);
   if (socket) { socket.onclose = null; socket.close(); socket = null; }
+  syncSentAt = 0;
 }
 
 function connect() {
   closeSocket();
-  if (!state || state.status !== "generating") return;
+  if (!watching()) return;
+  const code = state.code;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/ws/battle/${state.code}/`);
-  socket.onopen = () => { retry = 0; refresh(); };  // catch up on anything sent before we joined
-  socket.onmessage = (message) => applyEvent(JSON.parse(message.data));
-  socket.onclose = () => {
+  const ws = new WebSocket(`${scheme}://${location.host}/ws/battle/${code}/`);
+  socket = ws;
+  ws.onopen = () => { lastHeard = Date.now(); requestSync(); };  // catch up on anything sent before we joined
+  ws.onmessage = (message) => {
+    retry = 0;
+    if (socket === ws) applyEvent(JSON.parse(message.data));
+  };
+  ws.onclose = () => {
+    if (socket !== ws) return;
     socket = null;
-    if (state && state.status === "generating") {
-      retry = Math.min(retry + 1, 5);
-      setTimeout(() => { refresh().then(connect); }, 500 * retry);
-    }
+    syncSentAt = 0;
+    if (!state || state.code !== code || !watching()) return;
+    // Backoff 0.25, 0.5, 1, 2, 4, 8 s; a socket that keeps failing falls back to one API read per try.
+    retry += 1;
+    const delay = Math.min(8000, 250 * 2 ** (retry - 1));
+    reconnectTimer = setTimeout(() => {
+      if (!state || state.code !== code) return;
+      (retry > 3 ? refresh() : Promise.resolve()).then(() => { if (state && state.code === code) connect(); });
+    }, delay);
   };
 }
+
+// A socket that stays open but goes quiet (a lost event, a channel layer hiccup) is asked for the state.
+setInterval(() => {
+  if (socket && socket.readyState === WebSocket.OPEN && watching() && Date.now() - lastHeard > 8000) {
+    lastHeard = Date.now();
+    requestSync();
+  }
+}, 2000);
 
 function updateCounter() {
   const length = $("prompt").value.length;
@@ -359,10 +491,21 @@ async function submitPrompt(event) {
     updateCounter();
     render();
     connect();
+    answersRegion().focus({ preventScroll: true });  // focus follows the answers; the vote bar comes next
   } catch (err) {
-    showError(err.message);
+    showError(err.message + waitText(err.retryAfter));  // the prompt stays in the box
     $("send").disabled = false;
+    $("prompt").focus();
   }
+}
+
+function answersRegion() {
+  if (!battleEl.hasAttribute("tabindex")) {
+    battleEl.tabIndex = -1;
+    battleEl.setAttribute("role", "region");
+    battleEl.setAttribute("aria-label", "The two answers");
+  }
+  return battleEl;
 }
 
 async function galleryBattle() {
@@ -432,7 +575,8 @@ async function voteProof(code) {
 }
 
 async function vote(choice) {
-  showError("");
+  if (!state || !state.can_vote || state.vote || Date.now() < voteBlockedUntil) return;
+  showVoteError("");
   for (const button of $("votebar").querySelectorAll("button")) button.disabled = true;
   try {
     const criteria = criteriaChosen();
@@ -441,16 +585,28 @@ async function vote(choice) {
     if (Object.keys(criteria).length) body.criteria = criteria;
     state = (await api(`/api/battles/${state.code}/vote`, body)).state;
   } catch (err) {
-    showError(err.message);  // a refused vote stores nothing: the buttons come back for another try
+    // A refused vote stores nothing: its message shows by the vote bar, with the time to wait; the buttons
+    // come back once that time has passed.
+    showVoteError(err.message + waitText(err.retryAfter));
+    voteBlockedUntil = Date.now() + (err.retryAfter || 0) * 1000;
+    if (err.retryAfter) setTimeout(() => { if (state) render(); }, err.retryAfter * 1000 + 50);
     await refresh();
+    render();
+    $("votebar").querySelector(`button[data-choice="${choice}"]`).focus();
     return;
   }
   render();
+  if (state.vote) $("new-battle").focus();
 }
 
 function newBattle() {
   closeSocket();
+  // A failed battle's prompt stays in the box for the new battle.
+  const lastTurn = state && state.status === "failed" ? state.turns[state.turns.length - 1] : null;
+  const keep = lastTurn ? lastTurn.prompt : "";
   state = null;
+  voteBlockedUntil = 0;
+  showVoteError("");
   revealed.clear();
   media.reset();
   history.pushState({}, "", homeUrl);
@@ -466,6 +622,8 @@ function newBattle() {
   $("prompt").disabled = false;
   $("send").disabled = false;
   $("prompt").placeholder = startPlaceholder;
+  if (keep) $("prompt").value = keep;
+  updateCounter();
   $("prompt").focus();
 }
 
@@ -478,6 +636,44 @@ async function randomPrompt() {
   }
 }
 
+// --- keyboard: Enter sends (Shift+Enter: a newline; never while an IME is composing); vote keys ---
+
+const VOTE_KEYS = { a: "a", b: "b", t: "tie", n: "both_bad" };
+
+function setUpKeyboard() {
+  // The error line sits next to the prompt, where starting a battle happens.
+  $("prompt-form").prepend($("error"));
+  const voteError = el("p", "error vote-error");
+  voteError.id = "vote-error";
+  voteError.setAttribute("role", "alert");
+  voteError.hidden = true;
+  const keys = el("p", "note vote-keys", "Keyboard: A (A is better), B (B is better), T (tie), N (both are bad).");
+  keys.id = "vote-keys";
+  keys.hidden = true;
+  $("votebar").after(voteError, keys);
+  for (const button of $("votebar").querySelectorAll("button")) {
+    const key = Object.keys(VOTE_KEYS).find((k) => VOTE_KEYS[k] === button.dataset.choice);
+    if (key) button.setAttribute("aria-keyshortcuts", key.toUpperCase());
+  }
+  $("prompt").addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.shiftKey || event.altKey || event.isComposing || event.keyCode === 229) return;
+    event.preventDefault();
+    if (!$("send").disabled) $("prompt-form").requestSubmit();
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing || event.defaultPrevented) return;
+    const target = event.target;
+    if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) return;
+    const choice = VOTE_KEYS[event.key.toLowerCase()];
+    if (!choice || $("votebar").hidden) return;
+    const button = $("votebar").querySelector(`button[data-choice="${choice}"]`);
+    if (!button || button.disabled) return;
+    event.preventDefault();
+    vote(choice);
+  });
+}
+
+setUpKeyboard();
 $("prompt-form").addEventListener("submit", submitPrompt);
 $("prompt").addEventListener("input", updateCounter);
 updateCounter();  // the server's "0 / 30000" in the page's own number format

@@ -54,7 +54,8 @@ def test_a_refused_vote_says_why_and_the_battle_can_still_be_voted(
 
     settings.ARENA_VOTE_LOGIN_REQUIRED = True
     vote_b.click()
-    expect(page.locator("#error")).to_have_text("Sign in to vote.")
+    expect(page.locator("#vote-error")).to_have_text("Sign in to vote.")
+    expect(page.locator("#status")).not_to_contain_text("Vote now")
     expect(vote_b).to_be_enabled()
     assert not Vote.objects.exists()
 
