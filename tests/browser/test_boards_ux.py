@@ -132,6 +132,14 @@ BOARD_PAGES = [
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 
 
+def _watch(page) -> list[str]:
+    """Script errors and console errors of the page, collected for the test's last assertion."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    return errors
+
+
 def _open(page, url: str) -> None:
     page.goto(url)
     expect(page.locator("#plot-ratings svg")).to_be_visible()
@@ -194,6 +202,7 @@ def test_no_board_page_scrolls_sideways_on_a_phone_a_tablet_or_a_desktop(
     for width, height in WIDTHS.items():
         context = browser.new_context(viewport={"width": width, "height": height})
         page = context.new_page()
+        errors = _watch(page)
         for path in BOARD_PAGES:
             _open(page, asgi_server.url + path)
             sizes = _overflow(page)
@@ -206,12 +215,14 @@ def test_no_board_page_scrolls_sideways_on_a_phone_a_tablet_or_a_desktop(
                 screenshot(page, f"boards-{path.split('/')[2]}-{width}")
                 assert not _serious_axe_violations(page), (width, path)
         context.close()
+        assert not errors
 
 
 def test_thumbnails_are_small_and_the_style_toggle_is_only_on_text_boards(
     make_model, board_settings, asgi_server, page
 ):
     _boards_make(make_model, ("3d",))
+    errors = _watch(page)
     _open(page, asgi_server.url + "/leaderboard/3d/")
     thumbs = page.locator("img.board-thumb")
     expect(thumbs).to_have_count(4)
@@ -225,16 +236,20 @@ def test_thumbnails_are_small_and_the_style_toggle_is_only_on_text_boards(
     response = page.goto(asgi_server.url + "/leaderboard/3d/?style=1")
     assert response.status == 400
     expect(page.get_by_role("alert")).to_contain_text("Style control applies to text boards only")
+    api = page.request.get(asgi_server.url + "/api/leaderboard/3d?style=1")
+    assert api.status == 400 and "text boards only" in api.json()["error"]
     page.get_by_role("link", name="The 3D leaderboard").click()
     expect(page).to_have_url(asgi_server.url + "/leaderboard/3d/")
     page.goto(asgi_server.url + "/leaderboard/text/")
     expect(page.locator("#style")).to_have_count(1)
+    assert [e for e in errors if "400" not in e] == []  # the refused board's own 400 aside
 
 
 def test_a_keyboard_reaches_the_column_buttons_and_sorts_with_enter(
     make_model, board_settings, asgi_server, page
 ):
     models = _boards_make(make_model, ("text",))["text"]
+    errors = _watch(page)
     _open(page, asgi_server.url + "/leaderboard/text/")
     rating = page.get_by_role("button", name="Rating")
     for _ in range(40):
@@ -262,6 +277,7 @@ def test_a_keyboard_reaches_the_column_buttons_and_sorts_with_enter(
     )
     first = sorted(m.display_name for m in models)[0]
     expect(page.locator("#board tbody tr").first).to_contain_text(first)
+    assert not errors
 
 
 def test_every_chart_has_an_accessible_name_a_data_table_and_labels_that_do_not_collide(
@@ -271,6 +287,7 @@ def test_every_chart_has_an_accessible_name_a_data_table_and_labels_that_do_not_
     for width in (390, 1366):
         context = browser.new_context(viewport={"width": width, "height": 900})
         page = context.new_page()
+        errors = _watch(page)
         _open(page, asgi_server.url + "/leaderboard/text/")
         for key, name in [
             ("ratings", "Ratings with 95% confidence intervals: 4 models, from "),
@@ -315,3 +332,4 @@ def test_every_chart_has_an_accessible_name_a_data_table_and_labels_that_do_not_
         assert not _serious_axe_violations(page)
         screenshot(page, f"boards-charts-open-{width}")
         context.close()
+        assert not errors
