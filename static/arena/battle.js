@@ -4,6 +4,7 @@
 // socket for the whole state once ({"type": "sync"}, arena/consumers.py), never the API per chunk; a side's
 // "done" carries its whole text. The socket reconnects with backoff until the battle has settled.
 // Text answers are drawn here; image and 3D outputs by ./media.js (the vote opens once both are on screen).
+import { renderMarkdown } from "./markdown.js";
 import { MediaPanels } from "./media.js";
 import { deviceFingerprint, solveChallenge, warmUp } from "./pow.js";
 
@@ -136,7 +137,8 @@ function renderPanels() {
       const wrap = el("div", "turn");
       wrap.append(el("div", "user-msg", turn.prompt));
       const hidden = side.flagged && !revealed.has(`${i}-${key}`);
-      const answer = hidden ? hiddenAnswer(key, i) : el("div", `answer ${side.status}`, answerText(side));
+      const answer = hidden ? hiddenAnswer(key, i) : el("div", `answer ${side.status}`);
+      if (!hidden) renderMarkdown(answer, answerText(side), { final: side.status !== "running" });
       answer.id = `answer-${key}-${i}`;
       wrap.append(answer);
       return wrap;
@@ -398,7 +400,7 @@ function applyEvent(event) {
   const answer = $(`answer-${event.side}-${event.turn}`);
   if (answer && event.type === "chunk" && !side.flagged) {
     answer.className = "answer running";
-    answer.textContent = side.output;
+    renderMarkdown(answer, side.output);  // markdown.js: sanitised, redrawn at most once a frame
   } else {
     render();
   }

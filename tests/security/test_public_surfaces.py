@@ -115,6 +115,12 @@ ROUTES: dict[str, Route] = {
     "api/battles/<str:code>/vote": Route(
         _fixed(f"/api/battles/{UNKNOWN_CODE}/vote"), private="POST only, " + _BATTLE_OWN
     ),
+    "api/battles/<str:code>/skip": Route(
+        _fixed(f"/api/battles/{UNKNOWN_CODE}/skip"), private="POST only, " + _BATTLE_OWN
+    ),
+    "api/battles/<str:code>/regenerate": Route(
+        _fixed(f"/api/battles/{UNKNOWN_CODE}/regenerate"), private="POST only, " + _BATTLE_OWN
+    ),
     "api/battles/<str:code>/challenge": Route(
         _fixed(f"/api/battles/{UNKNOWN_CODE}/challenge"), private=_BATTLE_OWN
     ),
