@@ -130,6 +130,8 @@ class Battle(models.Model):
         READY = "ready"  # both sides of the last turn are done: the voter may vote or continue
         FAILED = "failed"
         VOTED = "voted"
+        # The voter skipped it (arena.services.battle_skip): recorded, never voted, on no board.
+        SKIPPED = "skipped"
 
     code = models.CharField(max_length=32, unique=True, default=public_code, editable=False)
     modality = models.CharField(max_length=10, choices=Modality.choices, default=Modality.TEXT)

@@ -118,7 +118,7 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "code": {"type": "string"},
                 "modality": _MODALITY,
-                "status": {"type": "string", "enum": ["generating", "ready", "failed", "voted"]},
+                "status": {"type": "string", "enum": ["generating", "ready", "failed", "voted", "skipped"]},
                 "turns": {
                     "type": "array",
                     "items": {
@@ -297,6 +297,30 @@ def _battle_paths() -> dict[str, Any]:
                     **_BATTLE_ERRORS,
                     "409": _error("Not ready, already voted, or at the turn limit."),
                     "422": _error("The prompt was blocked by the content policy."),
+                },
+            }
+        },
+        "/api/battles/{code}/skip": {
+            "post": {
+                "summary": "Pass on this pair: recorded, never voted, on no board.",
+                "operationId": "battleSkip",
+                "parameters": [_CODE],
+                "responses": {
+                    "200": _json(state, "The battle is skipped."),
+                    **_BATTLE_ERRORS,
+                    "409": _error("Already voted, skipped, or failed."),
+                },
+            }
+        },
+        "/api/battles/{code}/regenerate": {
+            "post": {
+                "summary": "Both models answer the last message again; only the final pair is voted.",
+                "operationId": "battleRegenerate",
+                "parameters": [_CODE],
+                "responses": {
+                    "200": _json(state, "Both sides are generating again."),
+                    **_BATTLE_ERRORS,
+                    "409": _error("Still generating, voted, skipped, or not a text battle."),
                 },
             }
         },

@@ -47,6 +47,8 @@ UPLOAD_ENDPOINTS = frozenset({"arena:battle-start"})
 RATE_LIMITED: dict[str, tuple[tuple[str, int], ...]] = {
     "arena:battle-start": (("battle", 1), ("generation", 2)),
     "arena:battle-continue": (("generation", 2),),
+    "arena:battle-regenerate": (("generation", 2),),  # both sides again
+    "arena:battle-skip": (("vote", 1),),  # a verdict on the pair, recorded like a vote (not counted)
     "arena:vote": (("vote", 1),),  # counted by voting.gate, with the voter's own scope
 }
 ADMIN_LOGIN = "admin:login"

@@ -1,12 +1,15 @@
-"""Writes for battles: start one, continue it by a turn, and hand its generations to the workers."""
+"""Writes for battles: start one, continue it by a turn, skip it, regenerate its last turn, and hand its
+generations to the workers."""
 
 from __future__ import annotations
 
+import logging
 import random
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
+from django.utils import timezone
 
 from arena.audit import audit_record
 from arena.errors import Conflict, ContentBlocked, InvalidInput, NotAllowed, NotFound, Unavailable
@@ -19,6 +22,7 @@ from arena.textcheck import text_clean
 from voting.models import Voter
 
 _rng = random.SystemRandom()
+logger = logging.getLogger(__name__)
 
 
 def prompt_clean(text: object) -> str:
@@ -234,4 +238,109 @@ def battle_continue(*, code: str, voter: Voter, prompt_text: object) -> Battle:
         battle.ready_at = None
         battle.save(update_fields=["conversation", "status", "ready_at", "updated_at"])
         generations_enqueue(_generations_create(battle, turn))
+    return battle
+
+
+def _own_battle_locked(code: str, voter: Voter) -> Battle:
+    battle = Battle.objects.select_for_update().select_related("model_a", "model_b").filter(code=code).first()
+    if battle is None:
+        raise NotFound("No battle with this code.")
+    if battle.voter_id != voter.id:
+        raise NotAllowed("This battle was started in another browser session. Start your own battle.")
+    return battle
+
+
+def battle_skip(*, code: str, voter: Voter) -> Battle:
+    """The voter passes on this pair (LMArena's and GenAI-Arena's "skip"): the battle is recorded as skipped
+    and can no longer be voted on. No vote row is written, so votes stay append-only and no board counts it;
+    the skip itself is in the battle's status and the audit log (rule "voter_skip")."""
+    with transaction.atomic():
+        battle = _own_battle_locked(code, voter)
+        if battle.status == Battle.Status.VOTED:
+            raise Conflict("You already voted on this battle; a vote cannot be skipped.")
+        if battle.status == Battle.Status.SKIPPED:
+            raise Conflict("You already skipped this battle. Start a new battle.")
+        if battle.status == Battle.Status.FAILED:
+            raise Conflict("This battle failed, so there is nothing to skip. Start a new battle.")
+        before = battle.status
+        battle.status = Battle.Status.SKIPPED
+        battle.save(update_fields=["status", "updated_at"])
+        audit_record(
+            action="battle.skip",
+            target_type="arena.battle",
+            target_id=battle.id,
+            rule="voter_skip",
+            reason=f"skipped by its voter at turn {battle.turn_count}",
+            before={"status": before},
+            after={"status": Battle.Status.SKIPPED},
+        )
+    return battle
+
+
+def _pacing_forget(code: str, turn: int) -> None:
+    """A regenerated turn meets again from scratch: the last run's pacing signals (workers/pacing.py) would
+    tell each new side that the other is already ready and done."""
+    from django.core.cache import cache
+
+    from workers.pacing import CLAIMED, END, PROGRESS, READY
+
+    signals = (CLAIMED, READY, END, PROGRESS)
+    keys = [f"arena:pace:{code}:{turn}:{side}:{signal}" for side in "ab" for signal in signals]  # TurnGate's
+    try:
+        cache.delete_many(keys)
+    except Exception:  # a cache outage costs this turn's pacing hold, never the regeneration
+        logger.warning("could not clear the pacing signals of %s", code, exc_info=True)
+
+
+def battle_regenerate(*, code: str, voter: Voter) -> Battle:
+    """Both sides answer the last turn again (the same two models, the same conversation): only the final
+    pair is shown and voted. Text battles, once the turn finished (ready, or failed on a side); the caller
+    counts two generations against the voter's budget, as for a follow-up turn. Audited (rule
+    "voter_regenerate", with the attempts replaced)."""
+    with transaction.atomic():
+        battle = _own_battle_locked(code, voter)
+        if battle.modality != Modality.TEXT:
+            raise Conflict("Only text battles can be regenerated; start a new battle instead.")
+        if battle.status == Battle.Status.VOTED:
+            raise Conflict("This battle has been voted on, so its answers cannot be regenerated.")
+        if battle.status == Battle.Status.SKIPPED:
+            raise Conflict("You skipped this battle. Start a new battle.")
+        if battle.status == Battle.Status.GENERATING:
+            raise Conflict("Wait until both answers are finished before regenerating them.")
+        turn = battle.turn_count - 1
+        generations = list(battle.generations.select_related("model").filter(turn=turn).order_by("side"))
+        before = {"status": battle.status, "attempts": {g.side: g.attempts for g in generations}}
+        # New attempts of the same rows: a worker still finishing the old attempt writes nothing (its writes
+        # are fenced on its attempt), and the page drops its events (an older attempt).
+        Generation.objects.filter(id__in=[g.id for g in generations]).update(
+            status=Generation.Status.QUEUED,
+            output="",
+            error="",
+            failure_kind="",
+            error_detail="",
+            queued_at=timezone.now(),
+            started_at=None,
+            first_chunk_at=None,
+            finished_at=None,
+            prompt_tokens=None,
+            output_tokens=None,
+            flagged=False,
+            flag_reasons=[],
+        )
+        battle.status = Battle.Status.GENERATING
+        battle.ready_at = None
+        battle.save(update_fields=["status", "ready_at", "updated_at"])
+        audit_record(
+            action="battle.regenerate",
+            target_type="arena.battle",
+            target_id=battle.id,
+            rule="voter_regenerate",
+            reason=f"both answers of turn {turn + 1} asked again by the battle's voter",
+            before=before,
+            after={"status": Battle.Status.GENERATING},
+        )
+        _pacing_forget(battle.code, turn)
+        for gen in generations:
+            gen.status = Generation.Status.QUEUED
+        generations_enqueue(generations)
     return battle

@@ -183,6 +183,24 @@ def battle_continue(request: HttpRequest, code: str) -> HttpResponse:
     return JsonResponse({"state": battle_state(battle)})
 
 
+@require_POST
+@json_errors
+def battle_skip(request: HttpRequest, code: str) -> HttpResponse:
+    """Pass on this pair: recorded (the battle's status, the audit log), never counted."""
+    voter = limits_enforce(request, "arena:battle-skip")
+    battle = services.battle_skip(code=code, voter=voter)
+    return JsonResponse({"state": battle_state(battle)})
+
+
+@require_POST
+@json_errors
+def battle_regenerate(request: HttpRequest, code: str) -> HttpResponse:
+    """Both sides answer the last turn again: two generations, counted like a follow-up turn."""
+    voter = limits_enforce(request, "arena:battle-regenerate")
+    battle = services.battle_regenerate(code=code, voter=voter)
+    return JsonResponse({"state": battle_state(battle)})
+
+
 @require_GET
 @json_errors
 def prompt_random(request: HttpRequest) -> HttpResponse:

@@ -168,6 +168,8 @@ def _vote_write(
         raise Conflict("Wait until both answers are finished before voting.")
     if battle.status == Battle.Status.FAILED:
         raise Conflict("One side failed to answer, so this battle cannot be voted on. Start a new battle.")
+    if battle.status == Battle.Status.SKIPPED:
+        raise Conflict("You skipped this battle, so it cannot be voted on. Start a new battle.")
     generations = list(battle.generations.order_by("turn"))
     # The answers, and what metadata each side's stored file still carries (a PNG text chunk, glTF names).
     leak = generations_leak_find(generations, _identity_terms())

@@ -40,6 +40,8 @@ BASES: dict[str, dict[str, object]] = {
     "arena:battle-start": {"prompt": "Why is the sky blue?", "modality": "text"},
     "arena:battle-continue": {"prompt": "Tell me more."},
     "arena:vote": {"choice": "a"},
+    "arena:battle-skip": {},
+    "arena:battle-regenerate": {},
 }
 # POST endpoints outside the public site, fuzzed as an anonymous visitor (who is sent to the login page).
 STAFF_POST = re.compile(r"^admin:")
