@@ -13,6 +13,13 @@ from voting.models import Vote
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+RENDER_MARKDOWN = """async (text) => {
+  const {renderMarkdown} = await import("/static/arena/markdown.js");
+  const node = document.createElement("div");
+  renderMarkdown(node, text, {final: true});
+  return node.innerHTML;
+}"""
+
 
 def test_a_visitor_battles_votes_and_sees_the_models_revealed(demo_models, asgi_server, page, settings):
     page.goto(asgi_server.url + "/")
@@ -32,7 +39,9 @@ def test_a_visitor_battles_votes_and_sees_the_models_revealed(demo_models, asgi_
     screenshot(page, "text-battle-before-vote")
 
     battle = Battle.objects.get()
-    assert page.locator("#answer-a-0").inner_text().strip() == battle.generations.get(side="a").output.strip()
+    # The answer on screen is the stored output rendered as markdown (static/arena/markdown.js), exactly.
+    stored = battle.generations.get(side="a").output
+    assert page.locator("#answer-a-0").inner_html() == page.evaluate(RENDER_MARKDOWN, stored)
     html = page.content()
     assert battle.model_a.slug not in html and battle.model_b.display_name not in html
 
