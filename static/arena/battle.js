@@ -209,6 +209,7 @@ function statusText() {
     return state.vote.counted ? "Thanks for voting! Your vote counts towards the leaderboard." :
       `Thanks for voting. This vote will not count: ${state.vote.reason}.`;
   }
+  if (state.status === "skipped") return "You skipped this battle: it is recorded but not counted. Start a new battle.";
   if (state.status === "generating") return isMedia() ? "Both models are generating…" : "Both models are answering…";
   if (state.status === "failed") {
     const busy = lastTurnSides().some((side) => !ended(side));
@@ -239,7 +240,12 @@ function renderVoting() {
   for (const button of $("votebar").querySelectorAll("button")) button.disabled = !voting;
   for (const radio of $("criteria").querySelectorAll("input")) radio.disabled = Boolean(state.vote) || !voting;
   $("status").textContent = statusText();
-  $("new-battle").hidden = !(Boolean(state.vote) || state.status === "failed" || Boolean(settled.problem));
+  $("new-battle").hidden = !(Boolean(state.vote) || ["failed", "skipped"].includes(state.status) || Boolean(settled.problem));
+  if (state.status === "skipped") $("votebar").hidden = true;
+  // Skip: pass on this pair (recorded, not counted). Regenerate: both sides answer the last turn again.
+  $("skip-battle").hidden = Boolean(state.vote) || !["generating", "ready"].includes(state.status);
+  $("regenerate").hidden = Boolean(state.vote) || isMedia() || !["ready", "failed"].includes(state.status);
+  $("battle-actions").hidden = $("skip-battle").hidden && $("regenerate").hidden;
   $("vote-keys").hidden = $("votebar").hidden;
   if (state.vote || state.status === "failed") showVoteError("");
   // Voting just opened: focus goes to the vote bar, unless the voter is typing or working elsewhere.
@@ -259,7 +265,7 @@ function render() {
   renderPanels();
   renderCriteria();
   renderVoting();
-  const finished = Boolean(state.vote) || state.status === "failed";
+  const finished = Boolean(state.vote) || state.status === "failed" || state.status === "skipped";
   $("prompt").disabled = finished || state.status === "generating" || !state.can_continue;
   $("send").disabled = $("prompt").disabled;
   $("random-prompt").hidden = state.turns.length > 0;
@@ -297,7 +303,7 @@ const lastTurnSides = () => {
   const turn = state && state.turns[state.turns.length - 1];
   return turn ? [turn.a, turn.b] : [];
 };
-const STATUS_RANK = { generating: 0, ready: 1, failed: 1, voted: 2 };
+const STATUS_RANK = { generating: 0, ready: 1, failed: 1, voted: 2, skipped: 2 };
 
 // A state from the server (the socket's sync, or the API) never takes the page back: the database is written
 // every ARENA_STREAM_FLUSH_SECONDS, so a side may already show more than it holds, or may already be done.
@@ -601,6 +607,31 @@ async function vote(choice) {
   if (state.vote) $("new-battle").focus();
 }
 
+async function battleAction(action) {
+  if (!state) return;
+  showVoteError("");
+  for (const id of ["skip-battle", "regenerate"]) $(id).disabled = true;
+  try {
+    const fresh = (await api(`/api/battles/${state.code}/${action}`, {})).state;
+    if (action === "regenerate") {
+      revealed.clear();
+      state = fresh;  // new attempts of the last turn: what was shown of the old ones goes
+      render();
+      connect();
+      answersRegion().focus({ preventScroll: true });
+    } else {
+      closeSocket();
+      state = fresh;
+      render();
+      $("new-battle").focus();
+    }
+  } catch (err) {
+    showVoteError(err.message + waitText(err.retryAfter));
+  } finally {
+    for (const id of ["skip-battle", "regenerate"]) $(id).disabled = false;
+  }
+}
+
 function newBattle() {
   closeSocket();
   // A failed battle's prompt stays in the box for the new battle.
@@ -652,7 +683,22 @@ function setUpKeyboard() {
   const keys = el("p", "note vote-keys", "Keyboard: A (A is better), B (B is better), T (tie), N (both are bad).");
   keys.id = "vote-keys";
   keys.hidden = true;
-  $("votebar").after(voteError, keys);
+  const actions = el("div", "battle-actions");
+  actions.id = "battle-actions";
+  actions.hidden = true;
+  for (const [id, label, title, action] of [
+    ["skip-battle", "Skip", "Pass on this pair: recorded, not counted", "skip"],
+    ["regenerate", "Regenerate", "Both models answer your last message again; only the final pair is voted", "regenerate"],
+  ]) {
+    const button = el("button", "secondary", label);
+    button.type = "button";
+    button.id = id;
+    button.title = title;
+    button.hidden = true;
+    button.addEventListener("click", () => battleAction(action));
+    actions.append(button);
+  }
+  $("votebar").after(voteError, keys, actions);
   for (const button of $("votebar").querySelectorAll("button")) {
     const key = Object.keys(VOTE_KEYS).find((k) => VOTE_KEYS[k] === button.dataset.choice);
     if (key) button.setAttribute("aria-keyshortcuts", key.toUpperCase());
