@@ -71,6 +71,11 @@ function showVoteError(message) {
   box.hidden = !message;
 }
 
+function withWait(err) {
+  // The server's own message may already say how long to wait.
+  return /again in/i.test(err.message) ? err.message : err.message + waitText(err.retryAfter);
+}
+
 function waitText(seconds) {
   if (!seconds) return "";
   if (seconds < 90) return ` You can try again in ${seconds} s.`;
@@ -501,7 +506,7 @@ async function submitPrompt(event) {
     connect();
     answersRegion().focus({ preventScroll: true });  // focus follows the answers; the vote bar comes next
   } catch (err) {
-    showError(err.message + waitText(err.retryAfter));  // the prompt stays in the box
+    showError(withWait(err));  // the prompt stays in the box
     $("send").disabled = false;
     $("prompt").focus();
   }
@@ -595,7 +600,7 @@ async function vote(choice) {
   } catch (err) {
     // A refused vote stores nothing: its message shows by the vote bar, with the time to wait; the buttons
     // come back once that time has passed.
-    showVoteError(err.message + waitText(err.retryAfter));
+    showVoteError(withWait(err));
     voteBlockedUntil = Date.now() + (err.retryAfter || 0) * 1000;
     if (err.retryAfter) setTimeout(() => { if (state) render(); }, err.retryAfter * 1000 + 50);
     await refresh();
@@ -626,7 +631,7 @@ async function battleAction(action) {
       $("new-battle").focus();
     }
   } catch (err) {
-    showVoteError(err.message + waitText(err.retryAfter));
+    showVoteError(withWait(err));
   } finally {
     for (const id of ["skip-battle", "regenerate"]) $(id).disabled = false;
   }
