@@ -36,7 +36,7 @@ RICH = (
     f"> A quote with a long word: {LONG_WORD}\n"
 )
 
-TABLE_ROWS = 1000
+TABLE_ROWS = 1000  # one "word" per row: the test server streams words and stops at max_tokens (2,000)
 HOSTILE = (
     "# Hostile\n\n"
     "<script>window.__pwned = 'script'</script>\n\n"
@@ -48,9 +48,7 @@ HOSTILE = (
     '<iframe src="https://example.org"></iframe><style>body { display: none }</style>\n\n'
     "![pixel](https://tracker.example/p.png) $\\href{javascript:alert(1)}{math link}$\n\n"
     f"{LONG_WORD}\n\n"
-    "| n | square | note |\n|---|---|---|\n"
-    # One "word" per row: the test server streams words and stops at max_tokens (2,000) like a real one.
-    + "".join(f"|{n}|{n * n}|row-{n}|\n" for n in range(TABLE_ROWS))
+    "| n | square | note |\n|---|---|---|\n" + "".join(f"|{n}|{n * n}|row-{n}|\n" for n in range(TABLE_ROWS))
 )
 
 # Everything that would make rendered markdown live: returns what it found (empty when inert).
@@ -86,18 +84,25 @@ def shot(page: object, name: str) -> None:
 
 @pytest.fixture
 def page(browser: object) -> Iterator[object]:
-    """A page that fails the test on a script error, a dialog or a blocked resource (a CSP refusal)."""
+    """A page that fails the test on a script error, a dialog, anything the CSP refused or a missing static
+    file (KaTeX's fonts, the stylesheets markdown.css imports)."""
     context = browser.new_context(viewport={"width": 1366, "height": 900})  # type: ignore[attr-defined]
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"error: {error}"))
+    page.on(
+        "response",
+        lambda response: (
+            problems.append(f"missing: {response.url}")
+            if "/static/" in response.url and response.status >= 400
+            else None
+        ),
+    )
     page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
     page.on(
         "console",
         lambda message: (
-            problems.append(f"console: {message.text}")
-            if message.type == "error" or "Content Security Policy" in message.text
-            else None
+            problems.append(f"console: {message.text}") if "Content Security Policy" in message.text else None
         ),
     )
     yield page
