@@ -140,6 +140,9 @@ def test_a_streamed_markdown_answer_renders_as_elements_and_hostile_markdown_sta
         expect(page.locator(f"#answer-{rich}-0.running h2")).to_have_text("Overview", timeout=30_000)
         expect(page.locator(f"#answer-{rich}-0.running li").first).to_be_visible(timeout=30_000)
         assert "##" not in answer.inner_text()
+        found = page.evaluate(OVERFLOW)
+        assert found["scrollWidth"] <= found["innerWidth"], found
+        shot(page, "streaming-1366")
         expect(page.get_by_role("button", name="🤝 Tie")).to_be_enabled(timeout=60_000)
 
     expect(answer).not_to_have_class(re.compile("running"))
