@@ -1,6 +1,8 @@
 // Two side-by-side 3D viewers for a battle: a camera, orbit controls and a canvas per side, drawn by one shared
-// WebGL renderer with the same neutral lighting and environment for both, each object normalised the same way (centred, unit bounding sphere) so the
-// framing is fair. Cameras are linked by default: a change on one side is copied to the other.
+// WebGL renderer with the same neutral lighting and environment for both, each object normalised the same way
+// (centred, unit bounding sphere) so the framing is fair. Cameras are linked by default: a change on one side is
+// copied to the other. The views never trap the page: the wheel scrolls it (Ctrl/⌘ + wheel or a trackpad
+// pinch zooms) and one finger scrolls it on a touch screen (two fingers turn and zoom).
 // Meshes: GLB / glTF / OBJ / PLY through three.js loaders; Gaussian splats (.ply, .splat, .spz) through Spark,
 // which is imported only when a battle has a splat.
 import * as THREE from "three";
@@ -16,6 +18,51 @@ const FOV = 40;
 // Where the camera starts, as a direction from the object's centre: in front, a little above and to the right.
 const START_DIRECTION = new THREE.Vector3(0.55, 0.4, 1).normalize();
 const START_DISTANCE = 1.15 / Math.sin(THREE.MathUtils.degToRad(FOV / 2));
+const HINT_MS = 2000;
+const APPLE = /Mac|iPhone|iPad|iPod/.test(navigator.platform || navigator.userAgent || "");
+const WHEEL_HINT = APPLE ? "⌘ + scroll to zoom, or pinch" : "Ctrl + scroll to zoom";
+const TOUCH_HINT = "Use two fingers to turn and zoom";
+
+// An untextured ("clay") surface: mid-grey and matte, so light and shade show the shape. A white material
+// without texture or vertex colours (the glTF default, OBJ without a material, PLY without colours) gets it,
+// on both sides alike; anything coloured keeps its own material.
+const CLAY = {
+  smooth: new THREE.MeshStandardMaterial({ color: 0x9a9ea6, roughness: 0.7, metalness: 0 }),
+  flat: new THREE.MeshStandardMaterial({ color: 0x9a9ea6, roughness: 0.7, metalness: 0, flatShading: true }),
+};
+
+function isClay(material, geometry) {
+  if (!material || material.map || material.emissiveMap || (material.vertexColors && geometry.attributes.color)) return false;
+  const { r, g, b } = material.color || { r: 0, g: 0, b: 0 };
+  return r > 0.99 && g > 0.99 && b > 0.99;
+}
+
+function clayOf(node) {
+  const materials = Array.isArray(node.material) ? node.material : [node.material];
+  if (!materials.every((material) => isClay(material, node.geometry))) return node.material;
+  const clay = (material) => (material.flatShading ? CLAY.flat : CLAY.smooth);
+  return Array.isArray(node.material) ? materials.map(clay) : clay(node.material);
+}
+
+// A studio that follows the camera (so an unlinked view is lit the same way relative to what it sees): a key
+// light from the upper left, a soft fill from the right, a rim light from behind for the silhouette, and a
+// dim sky/ground light; the room environment adds soft reflections for shiny and textured materials.
+function lightRig() {
+  const rig = new THREE.Group();
+  const lights = [
+    [2.2, [-1.0, 1.2, 0.9]], // key
+    [0.6, [1.2, -0.1, 0.8]], // fill
+    [1.3, [0.4, 0.9, -1.4]], // rim
+  ];
+  for (const [intensity, [x, y, z]] of lights) {
+    const light = new THREE.DirectionalLight(0xffffff, intensity);
+    light.position.set(x, y, z);
+    light.target.position.set(0, 0, 0); // both in camera space: the light's direction turns with the view
+    rig.add(light, light.target);
+  }
+  rig.add(new THREE.HemisphereLight(0xffffff, 0x4d5159, 0.7));
+  return rig;
+}
 
 function formatBytes(bytes) {
   if (bytes < 1024) return `${bytes} B`;
@@ -45,7 +92,9 @@ function plyObject(geometry) {
     // Without normals in the file the faces are shown flat, as GLTFLoader does for a glTF without normals.
     const flatShading = !geometry.attributes.normal;
     if (flatShading) geometry.computeVertexNormals();
-    const material = new THREE.MeshStandardMaterial({ color: colours ? 0xffffff : 0xb8bcc4, vertexColors: colours, roughness: 0.8, flatShading });
+    const material = colours
+      ? new THREE.MeshStandardMaterial({ color: 0xffffff, vertexColors: true, roughness: 0.8, flatShading })
+      : new THREE.MeshStandardMaterial({ color: 0xffffff, flatShading }); // white: shown as clay (show())
     return new THREE.Mesh(geometry, material);
   }
   const material = new THREE.PointsMaterial({ size: 0.01, color: colours ? 0xffffff : 0x555b66, vertexColors: colours });
@@ -136,21 +185,26 @@ class Side {
     this.canvas = el("canvas");
     this.canvas.id = `viewer-canvas-${key}`;
     this.canvas.setAttribute("role", "img");
-    this.canvas.setAttribute("aria-label", `3D view of model ${key.toUpperCase()}'s output: drag to rotate, scroll to zoom`);
+    this.canvas.setAttribute(
+      "aria-label",
+      `3D view of model ${key.toUpperCase()}'s output: drag (two fingers on a touch screen) to rotate, ` +
+        `${APPLE ? "⌘" : "Ctrl"} + scroll or pinch to zoom, arrow keys to pan`,
+    );
     this.canvas.tabIndex = 0;
     this.context2d = this.canvas.getContext("2d");
-    this.canvasBox.append(this.canvas);
+    this.hint = el("div", "viewer-hint");
+    this.hint.id = `viewer-hint-${key}`;
+    this.hint.hidden = true;
+    this.canvasBox.append(this.canvas, this.hint);
 
-    // The same neutral studio for both sides: the shared room environment for image-based lighting, a soft
-    // sky/ground light, and a headlight that follows the camera (so unlinked cameras light their object alike).
+    // The same neutral studio for both sides (lightRig) and the shared room environment, dimmed so that it
+    // does not wash out the shading.
     this.scene = new THREE.Scene();
     this.scene.background = new THREE.Color(BACKGROUND);
     this.scene.environment = viewer.environment;
-    this.scene.add(new THREE.HemisphereLight(0xffffff, 0x8d8d8d, 1.2));
+    this.scene.environmentIntensity = 0.35;
     this.camera = new THREE.PerspectiveCamera(FOV, 1, 0.01, 100);
-    const headlight = new THREE.DirectionalLight(0xffffff, 1.0);
-    headlight.position.set(0.5, 1, 1);
-    this.camera.add(headlight);
+    this.camera.add(lightRig());
     this.scene.add(this.camera);
 
     this.controls = new OrbitControls(this.camera, this.canvas);
@@ -159,6 +213,7 @@ class Side {
     this.controls.maxDistance = 20;
     this.controls.addEventListener("change", () => { this.dirty = true; viewer.cameraChanged(this); });
     this.controls.listenToKeyEvents(this.canvas); // arrow keys pan once the view has the focus
+    this.pageFriendly();
     this.resetCamera();
 
     this.resize();
@@ -167,6 +222,32 @@ class Side {
   }
 
   get loaded() { return this.state === "loaded"; }
+
+  // The page keeps the wheel and one finger. A wheel without Ctrl/⌘ is stopped before it reaches the controls
+  // (so they neither zoom nor prevent the scroll); with one (a trackpad pinch arrives as Ctrl + wheel) the
+  // controls zoom. On a touch screen the browser pans the page for one finger (touch-action: pan-y) and the
+  // controls turn nothing with one (touches.ONE); two fingers turn and pinch (DOLLY_ROTATE), and their moves
+  // are kept from the page.
+  pageFriendly() {
+    this.controls.touches = { ONE: null, TWO: THREE.TOUCH.DOLLY_ROTATE };
+    this.canvas.style.touchAction = "pan-y"; // OrbitControls sets "none" on its element
+    this.canvasBox.addEventListener("wheel", (event) => {
+      if (event.ctrlKey || event.metaKey) return;
+      event.stopPropagation();
+      this.showHint(WHEEL_HINT);
+    }, { capture: true, passive: true });
+    this.canvas.addEventListener("touchmove", (event) => {
+      if (event.touches.length > 1) event.preventDefault();
+      else this.showHint(TOUCH_HINT);
+    }, { passive: false });
+  }
+
+  showHint(text) {
+    this.hint.textContent = text;
+    this.hint.hidden = false;
+    clearTimeout(this.hintTimer);
+    this.hintTimer = setTimeout(() => { this.hint.hidden = true; }, HINT_MS);
+  }
 
   resetCamera() {
     this.controls.target.set(0, 0, 0);
@@ -180,12 +261,15 @@ class Side {
     const width = Math.max(1, this.canvasBox.clientWidth);
     const height = Math.max(1, this.canvasBox.clientHeight);
     const ratio = Math.min(window.devicePixelRatio || 1, 2);
-    this.canvas.width = Math.round(width * ratio);
-    this.canvas.height = Math.round(height * ratio);
+    const [w, h] = [Math.round(width * ratio), Math.round(height * ratio)];
+    if (w === this.canvas.width && h === this.canvas.height) return; // a new size clears the picture
+    this.canvas.width = w;
+    this.canvas.height = h;
     this.camera.aspect = width / height;
     this.camera.updateProjectionMatrix();
-    this.dirty = true;
-    this.viewer.requestFrame();
+    // Drawn again at once (the ResizeObserver runs before the page is painted), so the view never blinks
+    // empty when the layout changes (a scroll bar appears, the vote bar opens, the phone turns).
+    this.render(this.viewer.renderer);
   }
 
   setProgress(loaded, total) {
@@ -268,7 +352,7 @@ class Side {
       object.traverse((node) => {
         if (node.isMesh) {
           if (!node.geometry.attributes.normal) node.geometry.computeVertexNormals();
-          node.userData.originalMaterial = node.material;
+          node.userData.originalMaterial = clayOf(node);
         }
       });
       this.counts = whole(meta.vertices) && whole(meta.faces) ? { vertices: meta.vertices, faces: meta.faces } : geometryCounts(object);
@@ -299,6 +383,7 @@ class Side {
   }
 
   dispose() {
+    clearTimeout(this.hintTimer);
     this.resizeObserver.disconnect();
     this.controls.dispose();
     for (const material of Object.values(this.materials)) material.dispose();
