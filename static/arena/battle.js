@@ -229,7 +229,7 @@ function statusText() {
     const { ready, problem } = media.settled(state, revealed);
     if (problem) return `${problem} This battle cannot be voted on. Start a new battle.`;
     if (!ready) return state.modality === "3d" ? "Loading both models…" : "Loading both images…";
-    return state.modality === "3d" ? "Vote now. Drag to rotate (both views follow), scroll to zoom." : "Vote now. Click an image to zoom.";
+    return state.modality === "3d" ? "Vote now. Drag to rotate (both views follow); Ctrl/⌘ + scroll or pinch to zoom." : "Vote now. Click an image to zoom.";
   }
   if (state.status === "ready") return state.can_continue ? "Vote now, or keep chatting with both models." : "Vote now: this battle reached its turn limit.";
   return "";
