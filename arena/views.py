@@ -183,11 +183,21 @@ def battle_continue(request: HttpRequest, code: str) -> HttpResponse:
     return JsonResponse({"state": battle_state(battle)})
 
 
+def _no_fields(request: HttpRequest) -> None:
+    """Skip and regenerate take no fields, but say so: the body is the JSON object {}. A bare POST (a probe,
+    a stray form) changes nothing, and a malformed or unexpected body is refused."""
+    if request.content_type != "application/json":
+        raise InvalidInput("Send an empty JSON object ({}) as application/json.")
+    if request_payload(request):
+        raise InvalidInput("This action takes no fields: send an empty JSON object.")
+
+
 @require_POST
 @json_errors
 def battle_skip(request: HttpRequest, code: str) -> HttpResponse:
     """Pass on this pair: recorded (the battle's status, the audit log), never counted."""
     voter = limits_enforce(request, "arena:battle-skip")
+    _no_fields(request)
     battle = services.battle_skip(code=code, voter=voter)
     return JsonResponse({"state": battle_state(battle)})
 
@@ -197,6 +207,7 @@ def battle_skip(request: HttpRequest, code: str) -> HttpResponse:
 def battle_regenerate(request: HttpRequest, code: str) -> HttpResponse:
     """Both sides answer the last turn again: two generations, counted like a follow-up turn."""
     voter = limits_enforce(request, "arena:battle-regenerate")
+    _no_fields(request)
     battle = services.battle_regenerate(code=code, voter=voter)
     return JsonResponse({"state": battle_state(battle)})
 

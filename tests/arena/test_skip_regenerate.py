@@ -78,6 +78,19 @@ def test_skip_and_regenerate_are_refused_after_a_vote(alice, pair, generous):
 
 
 @pytest.mark.django_db
+def test_a_bare_or_filled_body_is_refused_and_changes_nothing(alice, pair, generous):
+    battle = ready_battle(session_voter(alice), *pair)
+    for action in ("skip", "regenerate"):
+        assert alice.post(f"/api/battles/{battle.code}/{action}").status_code == 400
+        url = f"/api/battles/{battle.code}/{action}"
+        filled = alice.post(url, {"turn": 0}, content_type="application/json")
+        assert filled.status_code == 400 and "no fields" in filled.json()["error"]
+    battle.refresh_from_db()
+    assert battle.status == Battle.Status.READY
+    assert not AuditEntry.objects.exists()
+
+
+@pytest.mark.django_db
 def test_another_session_cannot_skip_or_regenerate(alice, bob, pair, generous):
     battle = ready_battle(session_voter(alice), *pair)
     session_voter(bob)
