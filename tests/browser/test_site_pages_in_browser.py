@@ -1,11 +1,14 @@
-"""The API docs page and the 404 page in Chromium: under the real Content-Security-Policy with every violation
-collected, at phone and desktop widths, with no sideways scrolling (a hostile 2,000-character path too)."""
+"""The API docs page and the 404 and 500 pages in Chromium: under the real Content-Security-Policy with every
+violation collected, at phone and desktop widths, with no sideways scrolling (a hostile 2,000-character path
+too)."""
 
 from __future__ import annotations
 
 import pytest
+from django.test import RequestFactory
 from playwright.sync_api import expect
 
+from arena.error_pages import server_error
 from arena.openapi import openapi_document
 from tests.browser.conftest import screenshot
 from tests.security.test_csp_in_browser import Violations
@@ -68,6 +71,29 @@ def test_the_404_page_holds_a_hostile_path_and_leads_home(asgi_server, sized_pag
     assert len(shown.inner_text()) <= 160  # cut short, not 2,000 characters of it
     assert page.evaluate(SIDEWAYS) <= 0, "the 404 page scrolls sideways"
     screenshot(page, f"error-404-long-path-{page.width}")
+    page.get_by_role("link", name="Back to Arena").click()
+    expect(page).to_have_url(asgi_server.url + "/")
+    assert violations.all() == []
+
+
+def test_the_500_page_holds_at_phone_and_desktop_widths_and_leads_home(asgi_server, sized_page):
+    """The handler's own answer, served in place of a page (a live server has no view that fails on demand;
+    tests/arena/test_error_pages.py makes one fail for real)."""
+    page = sized_page
+    violations = Violations(page)
+    answer = server_error(RequestFactory().get("/b/some-battle/"))
+    assert answer.status_code == 500
+    page.route(
+        asgi_server.url + "/b/some-battle/",
+        lambda route: route.fulfill(status=500, body=answer.content, content_type="text/html; charset=utf-8"),
+    )
+    response = page.goto(asgi_server.url + "/b/some-battle/")
+    assert response.status == 500
+    expect(page.get_by_role("heading", name="Server error")).to_be_visible()
+    expect(page.locator(".site-footer")).to_contain_text("API docs")  # the site's frame and stylesheet
+    assert page.evaluate("() => getComputedStyle(document.body).backgroundColor") == "rgb(247, 248, 250)"
+    assert page.evaluate(SIDEWAYS) <= 0, "the 500 page scrolls sideways"
+    screenshot(page, f"error-500-{page.width}")
     page.get_by_role("link", name="Back to Arena").click()
     expect(page).to_have_url(asgi_server.url + "/")
     assert violations.all() == []
