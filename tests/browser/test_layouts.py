@@ -425,7 +425,7 @@ def test_the_3d_viewers_leave_the_wheel_to_the_page_zoom_with_ctrl_and_shade_a_c
     page.goto(f"{asgi_server.url}/b/{battle.code}/")
     viewers_loaded(page)
     page.wait_for_function(
-        f"() => ['a', 'b'].every((k) => ({SHADING})(k).share > 0.05)", timeout=LOAD_TIMEOUT
+        f"() => ['a', 'b'].every((k) => ({SHADING})(k).share > 0.05)", timeout=LOAD_TIMEOUT, polling=250
     )
 
     # The clay mesh shows its shape: mid-grey with light and shade, not a white silhouette; both sides alike.
