@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -17,43 +16,22 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from arena import curation
-from arena.admin_forms import WeightForm, action_with_reason
+from arena.admin_forms import (
+    ChangedOnlyByActions,
+    ModelEntryForm,
+    RefusalKeepsSelection,
+    WeightForm,
+    action_with_reason,
+    admin_change_url,
+    audit_target_html,
+)
+from arena.audit import audit_targets
 from arena.models import Battle, GalleryOutput, Generation, ModelEntry, Prompt, PromptSet
 from arena.selectors import battle_review
-from workers.backends import BackendConfigError, backend_validate
-
-
-class ModelEntryForm(forms.ModelForm):
-    class Meta:
-        model = ModelEntry
-        fields = [
-            "slug",
-            "display_name",
-            "organization",
-            "license",
-            "modality",
-            "backend_kind",
-            "backend_config",
-            "queue",
-            "weight",
-            "active",
-            "released",
-            "battle_targets",
-        ]
-
-    def clean(self) -> dict:
-        data = super().clean()
-        kind, config = data.get("backend_kind"), data.get("backend_config")
-        if kind is not None and config is not None:
-            try:
-                backend_validate(kind, config, data.get("modality") or "text")
-            except BackendConfigError as exc:
-                raise forms.ValidationError({"backend_config": str(exc)}) from exc
-        return data
 
 
 @admin.register(ModelEntry)
-class ModelEntryAdmin(admin.ModelAdmin):
+class ModelEntryAdmin(RefusalKeepsSelection):
     form = ModelEntryForm
     list_display = [
         "slug",
@@ -69,7 +47,6 @@ class ModelEntryAdmin(admin.ModelAdmin):
     ]
     list_filter = ["modality", "backend_kind", "active", "released"]
     search_fields = ["slug", "display_name", "organization"]
-    filter_horizontal = ["battle_targets"]
     readonly_fields = [
         "consecutive_failures",
         "consecutive_rejections",  # inputs its server refused in a row; a streak asks for a probe
@@ -139,7 +116,7 @@ class PromptSetAdmin(admin.ModelAdmin):
 
 
 @admin.register(Prompt)
-class PromptAdmin(admin.ModelAdmin):
+class PromptAdmin(RefusalKeepsSelection):
     """The moderation queue is the list filtered to status "pending" (or "blocked": refused by the policy)."""
 
     list_display = ["__str__", "prompt_set", "modality", "language", "status", "created_at"]
@@ -169,6 +146,9 @@ class PromptAdmin(admin.ModelAdmin):
 
 
 class GenerationInline(admin.TabularInline):
+    """Read-only, as the battle is: a side's status, output and flags change only through the workers and the
+    audited moderation services."""
+
     model = Generation
     extra = 0
     can_delete = False
@@ -189,6 +169,15 @@ class GenerationInline(admin.TabularInline):
         "media_kind",
     ]
     readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Battle | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Battle | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Battle | None = None) -> bool:
+        return False
 
 
 @admin.register(GalleryOutput)
@@ -214,16 +203,28 @@ class GalleryOutputAdmin(admin.ModelAdmin):
 
 
 @admin.register(Battle)
-class BattleAdmin(admin.ModelAdmin):
+class BattleAdmin(ChangedOnlyByActions, RefusalKeepsSelection):
+    """Battles are read-only here, voted or not: what was compared, what each side answered and what the voter
+    chose change only through audited services (the votes list's exclude and restore, the audit log's undo).
+    Editing a voted battle's modality, status or models would silently change what its vote means."""
+
     list_display = ["code", "modality", "model_a", "model_b", "status", "created_at"]
     list_filter = ["status", "modality"]
-    search_fields = ["code"]
+    search_fields = ["code", "model_a__slug", "model_b__slug"]
+    search_help_text = "Battle code or model slug."
     list_select_related = ["model_a", "model_b"]
     # input_image is a storage name under a random key; it is shown as the picture in the review below.
-    readonly_fields = ["code", "voter", "model_a", "model_b", "input_image", "created_at", "ready_at"]
-    exclude = ["conversation"]  # shown turn by turn with both answers
+    fields = ["code", "modality", "status", "voter", "model_a", "model_b", "prompt", "created_at", "ready_at"]
+    readonly_fields = fields
     inlines = [GenerationInline]
     actions = ["export_jsonl"]
+    read_only_message = (
+        "Battle {obj} is read-only: nothing was changed. Exclude or restore its vote from the votes list, or "
+        "undo an action from the audit log; each writes an audit entry."
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # battles come from voters
 
     def has_delete_permission(self, request: HttpRequest, obj: Battle | None = None) -> bool:
         return False  # votes hang off battles and are append-only
@@ -235,7 +236,14 @@ class BattleAdmin(admin.ModelAdmin):
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
     ) -> HttpResponse:
         battle = self.get_object(request, object_id)
-        context = {**(extra_context or {}), "review": battle_review(battle) if battle else None}
+        context = {**(extra_context or {})}
+        if battle is not None:
+            review = battle_review(battle)
+            named = audit_targets(review["audit"])
+            review["audit_rows"] = [(e, audit_target_html(named[e.id])) for e in review["audit"]]
+            vote = review["vote"]
+            review["vote_url"] = admin_change_url("voting.vote", str(vote.id)) if vote is not None else None
+            context["review"] = review
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     @admin.action(description="Export the selected battles (JSON lines)", permissions=["export"])

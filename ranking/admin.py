@@ -1,19 +1,51 @@
-"""Leaderboard snapshots in the staff console: read them, publish or freeze them (see ranking.publication)."""
+"""Leaderboard snapshots in the staff console: read them, publish or freeze them (see ranking.publication).
+Old snapshots are thinned by ranking.retention (never a published, frozen or latest one), not deleted here."""
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from arena.admin_forms import action_with_reason
+from arena.admin_forms import RefusalKeepsSelection, action_with_reason
+from arena.audit import Named, audit_target_namer
 from ranking import publication
 from ranking.models import LeaderboardSnapshot
+from ranking.retention import SNAPSHOT_TARGET
+
+
+def _board(snapshot: LeaderboardSnapshot) -> tuple[str, str, bool]:
+    return (snapshot.modality, snapshot.category, snapshot.style_control)
+
+
+def _public_id(board: tuple[str, str, bool]) -> int | None:
+    modality, category, style = board
+    return publication.snapshot_public_id(modality=modality, category=category, style_control=style)
+
+
+class CategoryFilter(admin.SimpleListFilter):
+    """Boards by category; the overall board (category "") is named, not an empty link."""
+
+    title = "category"
+    parameter_name = "board"
+    _OVERALL = "overall"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        found = LeaderboardSnapshot.objects.order_by("category").values_list("category", flat=True).distinct()
+        return [(c or self._OVERALL, c or "overall") for c in found]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value is None:
+            return queryset
+        return queryset.filter(category="" if value == self._OVERALL else value)
 
 
 @admin.register(LeaderboardSnapshot)
-class LeaderboardSnapshotAdmin(admin.ModelAdmin):
+class LeaderboardSnapshotAdmin(RefusalKeepsSelection):
     list_display = [
         "__str__",
         "modality",
@@ -24,7 +56,7 @@ class LeaderboardSnapshotAdmin(admin.ModelAdmin):
         "frozen",
         "public",
     ]
-    list_filter = ["modality", "category", "style_control", "published", "frozen"]
+    list_filter = ["modality", CategoryFilter, "style_control", "published", "frozen"]
     date_hierarchy = "created_at"
     fields = [
         "modality",
@@ -48,12 +80,17 @@ class LeaderboardSnapshotAdmin(admin.ModelAdmin):
     def has_publish_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("ranking.publish_leaderboardsnapshot")
 
+    def changelist_rows(self, request: HttpRequest, rows: list[LeaderboardSnapshot]) -> None:
+        super().changelist_rows(request, rows)
+        # The public snapshot of each board on the page, read once per board rather than once per row.
+        public = {board: _public_id(board) for board in {_board(row) for row in rows}}
+        for row in rows:
+            row._arena_public = public[_board(row)] == row.id  # type: ignore[attr-defined]
+
     @admin.display(boolean=True, description="shown to the public")
     def public(self, obj: LeaderboardSnapshot) -> bool:
-        shown = publication.snapshot_public(
-            modality=obj.modality, category=obj.category, style_control=obj.style_control
-        )
-        return shown is not None and shown.id == obj.id
+        known = getattr(obj, "_arena_public", None)
+        return known if known is not None else _public_id(_board(obj)) == obj.id
 
     @admin.display(description="board")
     def board(self, obj: LeaderboardSnapshot) -> SafeString:
@@ -120,3 +157,14 @@ class LeaderboardSnapshotAdmin(admin.ModelAdmin):
         return self._flip(
             request, queryset, "Unfreeze boards", lambda **kw: publication.snapshot_freeze(frozen=False, **kw)
         )
+
+
+@audit_target_namer(SNAPSHOT_TARGET)
+def _snapshots_named(ids: list[int]) -> dict[int, str | Named]:
+    return {s.id: _snapshot_name(s) for s in LeaderboardSnapshot.objects.filter(id__in=ids).defer("data")}
+
+
+def _snapshot_name(snapshot: LeaderboardSnapshot) -> str:
+    style = ", style control" if snapshot.style_control else ""
+    board = f"{snapshot.get_modality_display()} board ({snapshot.category or 'overall'}{style})"
+    return f"{board} snapshot of {timezone.localtime(snapshot.created_at):%Y-%m-%d %H:%M}"

@@ -2,7 +2,9 @@
 
 Every action calls a voting.integrity service (which locks, audits and fixes the tallies) and needs a
 reason. Acting needs the model's change permission (voting.change_voter / voting.change_vote); staff with
-view permission only see the lists without the actions.
+view permission only see the lists without the actions. Voters and votes change only through those actions:
+their change pages are view-only for everyone (arena.admin_forms.ChangedOnlyByActions). A refused action
+brings the list back with the same rows checked (arena.admin_forms.RefusalKeepsSelection).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from arena.admin_forms import ChangedOnlyByActions, RefusalKeepsSelection, action_refuse, audit_target_html
+from arena.audit import AuditTarget, Named, audit_target_namer, audit_targets
 from arena.errors import ArenaError
-from arena.models import AuditEntry
+from arena.models import AuditEntry, ModelEntry
 from voting import integrity
 from voting.models import Vote, Voter
 from voting.reasons import BANNED, FLAGGED, SWEEP, VOTE_TARGET, VOTE_TIME, VOTER_TARGET
@@ -37,7 +41,7 @@ class ReasonActionForm(ActionForm):
 def _reason(admin_: admin.ModelAdmin, request: HttpRequest) -> str | None:
     reason = request.POST.get("reason", "").strip()
     if not reason:
-        admin_.message_user(request, "Give a reason for this action; nothing was changed.", messages.ERROR)
+        action_refuse(admin_, request, "Give a reason for this action; nothing was changed.")
         return None
     return reason
 
@@ -51,7 +55,7 @@ def _run(
         try:
             changed += bool(call())
         except ArenaError as exc:
-            admin_.message_user(request, exc.message, messages.ERROR)
+            action_refuse(admin_, request, exc.message)
     skipped = len(calls) - changed
     note = f" ({skipped} already in that state)" if skipped else ""
     admin_.message_user(request, f"{label}: {changed} changed{note}.", messages.SUCCESS)
@@ -102,7 +106,7 @@ def _audit_rows(target_type: str, target_id: int) -> str:
 
 
 @admin.register(Voter)
-class VoterAdmin(admin.ModelAdmin):
+class VoterAdmin(ChangedOnlyByActions, RefusalKeepsSelection):
     action_form = ReasonActionForm
     actions = ["flag", "unflag", "ban", "unban"]
     list_display = [
@@ -139,6 +143,7 @@ class VoterAdmin(admin.ModelAdmin):
         "last_seen_at",
     ]
     readonly_fields = fields
+    read_only_message = "Voter {obj} is read-only: nothing was changed. Flag or ban them with an action."
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Voter]:
         return (
@@ -244,26 +249,57 @@ class ExclusionFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ModelFilter(admin.SimpleListFilter):
+    """Votes on battles in which a model took part, on either side."""
+
+    title = "model"
+    parameter_name = "model"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        models = ModelEntry.objects.order_by("modality", "slug").values_list("id", "slug", "modality")
+        return [(str(i), f"{slug} ({modality})") for i, slug, modality in models]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if not value or not value.isdigit():
+            return queryset
+        return queryset.filter(Q(battle__model_a_id=int(value)) | Q(battle__model_b_id=int(value)))
+
+
 @admin.register(Vote)
-class VoteAdmin(admin.ModelAdmin):
+class VoteAdmin(ChangedOnlyByActions, RefusalKeepsSelection):
     action_form = ReasonActionForm
     actions = ["exclude_votes", "restore_votes"]
     list_display = [
         "battle",
-        "voter",
+        "modality",
+        "model_a",
+        "model_b",
         "choice",
         "counted",
         "exclusion_reason",
+        "voter",
         "risk",
         "risk_reasons",
         "seconds_to_vote",
         "created_at",
     ]
-    list_filter = ["counted", ExclusionFilter, RiskFilter, "choice"]
-    list_select_related = ["battle", "voter"]
-    search_fields = ["battle__code", "voter__code"]
+    list_filter = [
+        "counted",
+        ExclusionFilter,
+        ModelFilter,
+        ("battle__modality", admin.ChoicesFieldListFilter),
+        RiskFilter,
+        "choice",
+    ]
+    list_select_related = ["battle__model_a", "battle__model_b", "voter"]
+    search_fields = ["battle__code", "voter__code", "battle__model_a__slug", "battle__model_b__slug"]
+    search_help_text = "Battle code, voter code or model slug."
     fields = [
         "battle",
+        "modality",
+        "model_a",
+        "model_b",
         "voter",
         "choice",
         "counted",
@@ -276,6 +312,7 @@ class VoteAdmin(admin.ModelAdmin):
         "history",
     ]
     readonly_fields = fields
+    read_only_message = "This vote is read-only: nothing was changed. Exclude or restore it with an action."
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # votes come from battles
@@ -287,6 +324,18 @@ class VoteAdmin(admin.ModelAdmin):
     def risk(self, vote: Vote) -> str:
         return f"{vote.risk_score:.2f}"
 
+    @admin.display(description="modality", ordering="battle__modality")
+    def modality(self, vote: Vote) -> str:
+        return vote.battle.get_modality_display()
+
+    @admin.display(description="model A", ordering="battle__model_a__slug")
+    def model_a(self, vote: Vote) -> str:
+        return vote.battle.model_a.slug
+
+    @admin.display(description="model B", ordering="battle__model_b__slug")
+    def model_b(self, vote: Vote) -> str:
+        return vote.battle.model_b.slug
+
     @admin.display(description="audit history")
     def history(self, vote: Vote) -> str:
         return _audit_rows(VOTE_TARGET, vote.id)
@@ -296,7 +345,11 @@ class VoteAdmin(admin.ModelAdmin):
         if reason is None:
             return
         ids = list(queryset.values_list("id", flat=True))
-        done = service(vote_ids=ids, reason=reason, actor_id=request.user.id)
+        try:
+            done = service(vote_ids=ids, reason=reason, actor_id=request.user.id)
+        except ArenaError as exc:
+            action_refuse(self, request, exc.message)
+            return
         skipped = len(ids) - len(done)
         note = f" ({skipped} already in that state)" if skipped else ""
         self.message_user(request, f"{label}: {len(done)} changed{note}.", messages.SUCCESS)
@@ -331,9 +384,6 @@ class RuleFilter(admin.SimpleListFilter):
         return queryset
 
 
-_TARGET_ADMIN = {VOTE_TARGET: "admin:voting_vote_change", VOTER_TARGET: "admin:voting_voter_change"}
-
-
 def _revert_permission(entry: AuditEntry) -> str:
     """Undoing an entry needs the change permission on its target ("voting.voter" -> voting.change_voter)."""
     app_label, _, model = entry.target_type.partition(".")
@@ -341,7 +391,7 @@ def _revert_permission(entry: AuditEntry) -> str:
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(RefusalKeepsSelection):
     """Read-only: entries are never edited. "Undo" writes a new entry that reverts the selected one."""
 
     action_form = ReasonActionForm
@@ -349,6 +399,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_display = ["created_at", "who", "action", "target", "reason", "undone", "reverts"]
     list_filter = ["action", "target_type", RuleFilter, ("actor", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["target_id", "reason", "rule"]
+    search_help_text = "Target id, reason or rule."
     list_select_related = ["actor", "reverts"]
     date_hierarchy = "created_at"
     fields = [
@@ -356,6 +407,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
         "actor",
         "rule",
         "action",
+        "target",
         "target_type",
         "target_id",
         "reason",
@@ -386,13 +438,16 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def who(self, entry: AuditEntry) -> str:
         return entry.actor.get_username() if entry.actor_id else f"rule {entry.rule}"
 
+    def changelist_rows(self, request: HttpRequest, rows: list[AuditEntry]) -> None:
+        super().changelist_rows(request, rows)
+        named = audit_targets(rows)  # one query per target type on the page, not one per row
+        for entry in rows:
+            entry._arena_target = named[entry.id]  # type: ignore[attr-defined]
+
     @admin.display(description="target")
     def target(self, entry: AuditEntry) -> str:
-        url_name = _TARGET_ADMIN.get(entry.target_type)
-        label = f"{entry.target_type} {entry.target_id}"
-        if url_name is None or not entry.target_id.isdigit():
-            return label
-        return format_html("<a href='{}'>{}</a>", reverse(url_name, args=[entry.target_id]), label)
+        named: AuditTarget | None = getattr(entry, "_arena_target", None)
+        return audit_target_html(named or audit_targets([entry])[entry.id])
 
     @admin.display(description="undone", boolean=True)
     def undone(self, entry: AuditEntry) -> bool:
@@ -417,7 +472,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
         calls = []
         for entry in queryset.order_by("-created_at", "-id"):  # newest first: later actions undone first
             if not request.user.has_perm(_revert_permission(entry)):
-                self.message_user(request, f"You cannot undo “{entry.action}” (#{entry.id}).", messages.ERROR)
+                action_refuse(self, request, f"You cannot undo “{entry.action}” (#{entry.id}).")
                 continue
             calls.append(lambda e=entry: _undo_entry(e, reason=reason, actor_id=request.user.id))
         _run(self, request, "Undone", calls)
@@ -429,3 +484,21 @@ def _undo_entry(entry: AuditEntry, *, reason: str, actor_id: int) -> object:
     from arena.curation import audit_field_revert
 
     return audit_field_revert(entry_id=entry.id, actor_id=actor_id, reason=reason)
+
+
+# --- how audit entries name voters and votes (arena.audit) -----------------------------------------------
+
+
+@audit_target_namer(VOTE_TARGET)
+def _votes_named(ids: list[int]) -> dict[int, str | Named]:
+    rows = Vote.objects.filter(id__in=ids).select_related("battle__model_a", "battle__model_b")
+    return {v.id: f"vote on battle {v.battle.code} ({_pair(v)})" for v in rows}
+
+
+def _pair(vote: Vote) -> str:
+    return f"{vote.battle.model_a.slug} vs {vote.battle.model_b.slug}"
+
+
+@audit_target_namer(VOTER_TARGET)
+def _voters_named(ids: list[int]) -> dict[int, str | Named]:
+    return {v.id: f"voter {v.code}" for v in Voter.objects.filter(id__in=ids).only("id", "code")}

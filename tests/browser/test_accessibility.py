@@ -39,34 +39,11 @@ AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 WIDTHS = {1366: 900, 390: 844}
 GATED = ("critical", "serious")
 
-_BREADCRUMBS = (
-    "Django 5.2's admin stylesheet: breadcrumb links (#fff) differ from the breadcrumb text around them "
-    "(#c4dce8) by colour alone, 1.42:1 where 3:1 or an underline is needed (.breadcrumbs > a). The admin's "
-    "templates belong to the staff-tools work of issue 12; `.breadcrumbs a { text-decoration: underline }` "
-    "in its extrastyle block clears it on every admin page."
-)
-_SEARCHBAR = (
-    "Django 5.2's changelist search form (admin/search_form.html) labels #searchbar with nothing but an "
-    "<img alt='Search'> inside its <label>; with the list's search_help_text (aria-describedby) axe finds no "
-    "visible text label. The staff-tools work of issue 12 added these searches; a text label in an override "
-    "of admin/search_form.html clears it."
-)
 # (page, axe rule id) -> what fails and why it is still allowed: the serious findings on pages that other work
 # of issue 12 was changing when this gate was written. Empty it as they are fixed; add none without a reason.
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("admin-battles", "link-in-text-block"): _BREADCRUMBS,
-    ("admin-battles", "label-title-only"): _SEARCHBAR,
-    ("admin-votes", "label-title-only"): _SEARCHBAR,
-    ("admin-battle-review", "link-in-text-block"): _BREADCRUMBS
-    + " Also the voted battle's read-only note (.read-only-note > a: Django's link colour #417893 on #666, "
-    "1.18:1) and a link inside a table cell's text (td > a: #417893 on #333, 2.6:1), none underlined.",
-    ("admin-model-form", "aria-prohibited-attr"): (
-        "Django's filter_horizontal widget (admin/js/SelectFilter2.js) puts aria-label on a role-less "
-        "<span class='help-tooltip search-label-icon'> beside both search boxes of the battle-targets picker "
-        "(label[for=id_battle_targets_input] > .help-tooltip, #id_battle_targets_filter_selected > label > "
-        ".help-tooltip). The staff-tools work of issue 12 is replacing that picker (filtered by modality)."
-    ),
-}
+# The admin's entries went with issue 12's staff tools (underlined links in text and breadcrumbs, a text
+# label on list searches, checkboxes instead of the two-pane battle-targets picker).
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 RUN_AXE = r"""async () => {
   const result = await window.axe.run(document, {resultTypes: ["violations"]});
