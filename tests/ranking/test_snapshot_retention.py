@@ -88,11 +88,18 @@ SETTLED = RetentionPolicy().keep_all  # younger snapshots are all kept
 
 
 def buckets(rows, now: datetime) -> Counter:
-    return Counter(
-        (s.modality, s.category, s.style_control, expected_bucket(s.created_at, now))
-        for s in rows
-        if now - s.created_at > SETTLED
-    )
+    """How many snapshots each (board, hour or day) holds."""
+    return Counter((*board_of(s), expected_bucket(s.created_at, now)) for s in rows)
+
+
+def board_of(snapshot: LeaderboardSnapshot) -> tuple[str, str, bool]:
+    return (snapshot.modality, snapshot.category, snapshot.style_control)
+
+
+def settled_buckets(rows, now: datetime) -> Counter:
+    """buckets() without those holding a snapshot of the last minutes (all of which are kept)."""
+    recent = buckets([s for s in rows if now - s.created_at <= SETTLED], now)
+    return Counter({key: n for key, n in buckets(rows, now).items() if key not in recent})
 
 
 def board_latest(modality: str, category: str, style: bool) -> LeaderboardSnapshot:
@@ -101,7 +108,11 @@ def board_latest(modality: str, category: str, style: bool) -> LeaderboardSnapsh
     ).latest("created_at", "id")
 
 
-def test_three_days_of_refreshes_keep_one_snapshot_per_hour_for_a_day_and_one_per_day_before(now):
+@pytest.mark.parametrize("clock", ["00:00:00", "00:07:30", "23:59:59"], ids=["midnight", "minutes-in", "eod"])
+def test_three_days_of_refreshes_keep_one_snapshot_per_hour_for_a_day_and_one_per_day_before(clock):
+    """Hour and day edges fall differently against the refreshes depending on the clock: try a few."""
+    hours, minutes, seconds = map(int, clock.split(":"))
+    now = timezone.now().replace(hour=hours, minute=minutes, second=seconds, microsecond=0)
     made = history(now)
     latest = {board: board_latest(*board).id for board in BOARDS}
     public = {(m, c, s): snapshot_public(modality=m, category=c, style_control=s).id for m, c, s in BOARDS}
@@ -111,9 +122,8 @@ def test_three_days_of_refreshes_keep_one_snapshot_per_hour_for_a_day_and_one_pe
     left = list(LeaderboardSnapshot.objects.all())
     assert result.examined == len(made) and result.deleted == len(made) - len(left)
     assert len(left) < len(made) / 10, f"{len(made)} snapshots thinned to {len(left)} only"
-    per_bucket = buckets(left, now)
-    assert set(per_bucket) == set(buckets(made, now)), "every hour of the last day and every day keeps one"
-    assert set(per_bucket.values()) == {1}, "and only one"
+    assert set(buckets(left, now)) == set(buckets(made, now)), "every hour of the last day, every day before"
+    assert set(settled_buckets(left, now).values()) == {1}, "and only one"
     recent = [s for s in made if now - s.created_at <= SETTLED]
     assert {s.id for s in recent} <= {s.id for s in left}, "the last minutes are kept whole"
     for modality, category, style in BOARDS:
@@ -185,7 +195,7 @@ def test_a_dry_run_deletes_nothing_and_a_second_run_deletes_nothing_more(now):
     assert second.deleted == 0 and second.examined == total - dry.deleted
     a_day_later = snapshot_retention(now=now + timedelta(days=1))
     assert a_day_later.deleted > 0, "the hourly ones thin to daily as they age"
-    assert set(buckets(LeaderboardSnapshot.objects.all(), now + timedelta(days=1)).values()) == {1}
+    assert set(settled_buckets(LeaderboardSnapshot.objects.all(), now + timedelta(days=1)).values()) == {1}
 
 
 def test_a_snapshot_frozen_or_published_by_staff_after_the_rows_were_read_is_not_deleted(now, admin_user):
