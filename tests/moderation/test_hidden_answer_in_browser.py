@@ -46,7 +46,9 @@ def test_a_flagged_answer_is_hidden_until_the_voter_asks_and_the_vote_does_not_c
     answer = page.locator(f"#answer-{hidden.side}-0")
     expect(answer).to_contain_text("This answer was hidden by the content filter")
     expect(answer).not_to_contain_text("refine")
-    expect(page.locator(f"#answer-{clean.side}-0")).to_contain_text(clean.output.split()[0])
+    # A word of the clean answer (not markdown syntax such as "##": answers are rendered as markdown).
+    word = next(w for w in clean.output.split() if w.isalpha())
+    expect(page.locator(f"#answer-{clean.side}-0")).to_contain_text(word)
     screenshot(page, "flagged-answer-hidden")
 
     answer.get_by_role("button", name="Show anyway").click()
