@@ -44,7 +44,7 @@ POLL_SECONDS = 0.005  # how often a side waiting for the other looks at the cach
 # Both sides are queued together, but one may be claimed a little later (a busy thread, a slower queue). A
 # side not claimed within this grace is not waited for: it may never run here (a test running one side), and a
 # long queue wait shows on the page anyway (the "started" event, the side's status).
-CLAIM_GRACE_SECONDS = 0.3
+CLAIM_GRACE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,36 @@ class TurnGate:
             return 1.0
         return float(found.get(self._key(self.other, PROGRESS), 0.0))
 
+    def look(self) -> tuple[dict | None, bool, dict | None]:
+        """One read of what a side waiting to start needs: the other side's READY (its first chunk), whether
+        it has ended, and the start record if a side started (None, True, None if the cache cannot say)."""
+        keys = [self._key(self.other, READY), self._key(self.other, END), self._start_key]
+        try:
+            found = cache.get_many(keys)
+        except Exception:
+            logger.warning("pacing: could not read the other side", exc_info=True)
+            return None, True, None
+        return found.get(keys[0]), keys[1] in found, found.get(keys[2])
+
+    def start_claim(self, sides: list[str]) -> bool:
+        """Claim the start: True for the one side that will publish these sides' first chunks."""
+        try:
+            return bool(cache.add(self._start_key, {"sides": sides, "at": None}, self._ttl))
+        except Exception:
+            logger.warning("pacing: could not claim the start", exc_info=True)
+            return True
+
+    def started(self, sides: list[str]) -> None:
+        """The claimed first chunks are out: the other side may tick from now (wall clock)."""
+        try:
+            cache.set(self._start_key, {"sides": sides, "at": time.time()}, self._ttl)
+        except Exception:  # the other side starts on its own at its deadline
+            logger.warning("pacing: could not record the start", exc_info=True)
+
+    @property
+    def _start_key(self) -> str:
+        return f"{self._prefix}:start"
+
     def first_to(self, step: str) -> bool:
         """True for the one side that claims this step first (so a shared event is published once)."""
         try:
@@ -130,8 +160,9 @@ class StreamPacer:
     """One side's paced text stream. The generating thread feeds the model's deltas and closes it when the
     model is done; a pacer thread publishes on the tick and persists what it has published.
 
-    publish(offset, text) sends one chunk to the page; persist(text) writes the text published so far (fenced
-    by the caller). Marks CLAIMED at once, so the other side knows this one is coming.
+    publish(side, attempt, offset, text) sends one chunk to the page (the other side's first chunk too: see
+    _start); persist(text) writes the text published so far (fenced by the caller). Marks CLAIMED at once, so
+    the other side knows this one is coming.
     """
 
     def __init__(
@@ -139,12 +170,14 @@ class StreamPacer:
         pacing: Pacing,
         gate: TurnGate,
         *,
-        publish: Callable[[int, str], None],
+        attempt: int,
+        publish: Callable[[str, int, int, str], None],
         persist: Callable[[str], None],
         on_exit: Callable[[], None] = lambda: None,
     ) -> None:
         self.pacing = pacing
         self.gate = gate
+        self.attempt = attempt
         self._publish = publish
         self._persist = persist
         self._on_exit = on_exit
@@ -156,7 +189,6 @@ class StreamPacer:
         self._lock = threading.Lock()
         self._abort = threading.Event()
         self._thread: threading.Thread | None = None
-        self._started_at = 0.0
         gate.mark(CLAIMED)
 
     # --- the generating thread ---------------------------------------------------------------------------
@@ -186,16 +218,11 @@ class StreamPacer:
             self._abort.set()  # an exception here (a time limit) must not leave the pacer publishing
 
     def _begin(self) -> None:
-        """A first chunk's worth of text is here. If the other side has one too, it goes out from this thread
-        at once (no hand-over to the pacer thread on the way to the first token); else the pacer thread holds
-        it. Either way the pacer thread takes the ticks from there."""
-        self.gate.mark(READY)
-        started = self.pacing.start_wait <= 0 or self.gate.other_has(READY, END)
-        if started:
-            self._started_at = time.monotonic()
-            text = self._snapshot()[0]
-            self._send(text, min(len(text), self.pacing.chars))
-        self._thread = threading.Thread(target=self._run, args=(started,), name="stream-pacer", daemon=True)
+        """A first chunk's worth of text is here: offered to the other side (see _start), and the pacer thread
+        takes it from here."""
+        first = self._snapshot()[0][: self.pacing.chars]
+        self.gate.mark(READY, {"text": first, "attempt": self.attempt})
+        self._thread = threading.Thread(target=self._run, args=(first,), name="stream-pacer", daemon=True)
         self._thread.start()
 
     # --- the pacer thread --------------------------------------------------------------------------------
@@ -206,37 +233,67 @@ class StreamPacer:
                 self._parts[:] = ["".join(self._parts)]
             return (self._parts[0] if self._parts else ""), self._closed_at, self._failed
 
-    def _run(self, started: bool) -> None:
+    def _run(self, first: str) -> None:
         try:
-            if started:
-                self._tick_loop(self._started_at, 1)
-            else:
-                self._hold_start()
-                self._tick_loop(time.monotonic(), 0)
+            self._tick_loop(self._start(first))
         except Exception:
             logger.exception("pacing: the stream pacer failed; the final event still carries the answer")
         finally:
             self._on_exit()
 
-    def _hold_start(self) -> None:
+    def _start(self, first: str) -> float:
         """Hold the first chunk until the other side has one too (or is done), at most start_wait; a side not
-        claimed within CLAIM_GRACE_SECONDS is not waited for."""
+        claimed within CLAIM_GRACE_SECONDS is not waited for. Returns the start (time.monotonic).
+
+        The side that completes the pair publishes both first chunks, a's then b's, at once: were each side to
+        publish its own, the one that completed the pair would always be first (the other learns of it only at
+        its next look), and the earlier first chunk would name the slower model. The other side then ticks
+        from the recorded start."""
         now = time.monotonic()
         deadline, grace = now + self.pacing.start_wait, now + min(CLAIM_GRACE_SECONDS, self.pacing.start_wait)
-        while not self.gate.other_has(READY, END) and time.monotonic() < deadline:
-            if time.monotonic() > grace and not self.gate.other_has(CLAIMED):
-                return
-            if self._abort.wait(POLL_SECONDS):
-                return
+        while not self._abort.is_set():
+            ready, ended, record = self.gate.look()
+            late = time.monotonic() >= deadline
+            if record is not None and (record.get("at") is not None or late):
+                return self._joined(record, first)
+            alone = time.monotonic() > grace and not self.gate.other_has(CLAIMED)
+            if record is None and (ready is not None or ended or alone or late):
+                firsts = {self.gate.side: (self.attempt, first)}
+                if ready is not None:
+                    firsts[self.gate.other] = (int(ready["attempt"]), str(ready["text"]))
+                sides = sorted(firsts)
+                if self.gate.start_claim(sides):
+                    for side in sides:
+                        attempt, text = firsts[side]
+                        self._publish(side, attempt, 0, text)
+                    self.gate.started(sides)
+                    self.published = len(first)
+                    return time.monotonic()
+                continue  # the other side claimed the start meanwhile: join it
+            self._abort.wait(POLL_SECONDS)
+        return time.monotonic()
 
-    def _tick_loop(self, start: float, tick: int) -> None:
-        """From tick `tick` on (counted from `start`, so a slow publish does not shift every later chunk)."""
+    def _joined(self, record: dict, first: str) -> float:
+        """The other side started first. If its first chunks included this side's, tick from when they went
+        out (wall clock: the sides may run on different machines); else (or if they never went out) this side
+        publishes its own first chunk and starts now (a duplicate first chunk is harmless: same offset)."""
+        at = record.get("at")
+        if self.gate.side in record.get("sides", ()) and at is not None:
+            self.published = len(first)
+            return time.monotonic() - max(0.0, time.time() - float(at))
+        self._publish(self.gate.side, self.attempt, 0, first)
+        self.published = len(first)
+        return time.monotonic()
+
+    def _tick_loop(self, start: float) -> None:
+        """The chunks after the first (sent at `start`). Ticks are counted from `start`, so a slow publish
+        does not shift every later chunk."""
         # A generating thread that vanished without closing: stop once no generation could still be running.
         give_up = start + settings.ARENA_GENERATION_HARD_LIMIT + self.pacing.end_wait
         persisted, flushed_at = 0, -math.inf
         end_by: float | None = None
-        if tick:
-            self._abort.wait(max(0.0, start + tick * self.pacing.tick - time.monotonic()))
+        tick = 1
+        self._abort.wait(max(0.0, start + self.pacing.tick - time.monotonic()))
         while not self._abort.is_set() and time.monotonic() < give_up:
             text, closed_at, failed = self._snapshot()
             if closed_at is not None and end_by is None:
@@ -265,5 +322,5 @@ class StreamPacer:
 
     def _send(self, text: str, count: int) -> None:
         offset = self.published
-        self._publish(offset, text[offset : offset + count])
+        self._publish(self.gate.side, self.attempt, offset, text[offset : offset + count])
         self.published = offset + count

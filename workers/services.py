@@ -182,8 +182,10 @@ def _chunk(progress: _Progress, delta: str) -> None:
 def _pacer_make(progress: _Progress, pacing: Pacing) -> StreamPacer:
     """A pacer wired to this side: its chunks go to the battle's group, its text to this attempt's row."""
 
-    def publish(offset: int, text: str) -> None:
-        battle_publish(progress.code, progress.event("chunk", offset=offset, text=text))
+    def publish(side: str, attempt: int, offset: int, text: str) -> None:
+        # This side's chunks, and the other side's first chunk when this side completes the pair.
+        event = {**progress.event("chunk", offset=offset, text=text), "side": side, "attempt": attempt}
+        battle_publish(progress.code, event)
 
     def persist(text: str) -> None:
         _live(progress).update(output=text)
@@ -192,6 +194,7 @@ def _pacer_make(progress: _Progress, pacing: Pacing) -> StreamPacer:
     return StreamPacer(
         pacing,
         progress.gate,
+        attempt=progress.attempt,
         publish=publish,
         persist=persist,
         on_exit=lambda: connection.close(),

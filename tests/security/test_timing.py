@@ -22,13 +22,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+import websockets
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
+from channels.layers import channel_layers
 from django.test import Client
 
-from arena.asgi import application
 from arena.models import Battle, Generation, ModelEntry
 from arena.services import generations_enqueue
+from tests.support.asgi import AsgiServer
 from tests.support.openai_server import Behaviour, OpenAIServer
 from tests.support.remote_3d_server import Answer, Remote3DServer, splat_ply_sample
 from voting.models import Voter
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 TICK_MS, CHARS = 40, 6
 PROMPT = " ".join(f"word{i:02d}" for i in range(40))  # echoed back: 279 characters, well past the hold
 SLOW_FIRST_TOKEN, SLOW_CHUNK_DELAY, SLOW_WORDS_PER_CHUNK = 0.6, 0.05, 4
-SLOW_MEDIA_SECONDS = 2.0  # the slow image or 3D side; the demo side takes a fraction of that
+SLOW_MEDIA_SECONDS = 3.0  # the slow image or 3D side; the demo side takes a fraction of that
 MODELS = {
     "fast": Behaviour(),  # everything at once, a word per chunk
     "slow": Behaviour(
@@ -62,6 +63,15 @@ def _paced(settings, tmp_path) -> None:
     settings.ARENA_STREAM_TICK_MS = TICK_MS
     settings.ARENA_STREAM_TICK_CHARS = CHARS
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def _own_channel_layer() -> Iterator[None]:
+    """Each test's server (uvicorn) runs its own event loop. channels-redis binds its receive state to the
+    loop that receives first, so a layer left by the last test's server would refuse this one's consumers."""
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
 
 
 @pytest.fixture
@@ -98,10 +108,11 @@ def _text_models(server: OpenAIServer) -> tuple[ModelEntry, ModelEntry]:
     return fast, slow
 
 
-def _socket(code: str, client: Client) -> WebsocketCommunicator:
+def _socket(server: AsgiServer, code: str, client: Client) -> websockets.asyncio.client.connect:
+    """The battle's websocket on the real server (uvicorn), as the voter's browser opens it."""
     cookie = f"sessionid={client.cookies['sessionid'].value}"
-    headers = [(b"cookie", cookie.encode()), (b"origin", b"http://localhost")]
-    return WebsocketCommunicator(application, f"/ws/battle/{code}/", headers=headers)
+    url = server.url.replace("http", "ws") + f"/ws/battle/{code}/"
+    return websockets.connect(url, additional_headers={"Cookie": cookie, "Origin": server.url})
 
 
 def _enqueue(code: str) -> float:
@@ -110,10 +121,10 @@ def _enqueue(code: str) -> float:
     return time.monotonic()
 
 
-async def _listen(socket: WebsocketCommunicator, timeout: float = 30) -> list[Seen]:
+async def _listen(socket: websockets.asyncio.client.ClientConnection, timeout: float = 30) -> list[Seen]:
     seen: list[Seen] = []
     while not any(s.event["type"] == "status" for s in seen):
-        message = await socket.receive_from(timeout=timeout)
+        message = await asyncio.wait_for(socket.recv(), timeout)
         seen.append(Seen(time.monotonic(), json.loads(message)))
     return seen
 
@@ -130,14 +141,12 @@ def _side_of(code: str, slug: str) -> str:
 # --- text ---------------------------------------------------------------------------------------------------
 
 
-async def test_two_very_different_models_stream_alike_and_start_and_end_together(server, worker, alice):
+async def test_two_very_different_models_stream_alike_and_start_and_end_together(server, asgi_server, alice):
     fast, slow = await sync_to_async(_text_models)(server)
     code = await sync_to_async(_owned_battle)(alice, fast, slow, PROMPT)
-    socket = _socket(code, alice)
-    assert (await socket.connect())[0]
-    await sync_to_async(_enqueue)(code)
-    seen = await _listen(socket)
-    await socket.disconnect()
+    async with _socket(asgi_server, code, alice) as socket:
+        await sync_to_async(_enqueue)(code)
+        seen = await _listen(socket)
 
     done = {s.event["side"]: s.event["output"] for s in seen if s.event["type"] == "done"}
     for side in "ab":
@@ -147,50 +156,51 @@ async def test_two_very_different_models_stream_alike_and_start_and_end_together
         assert [c.event["offset"] for c in chunks] == [sum(map(len, texts[:i])) for i in range(len(texts))]
         # Chunk boundaries follow the tick, not the model's tokenizer or its server's batching.
         assert {len(t) for t in texts[:-1]} == {CHARS}, texts
-        gaps = [b.at - a.at for a, b in itertools.pairwise(chunks)]
-        assert 0.6 * TICK_MS / 1000 < statistics.median(gaps) < 1.6 * TICK_MS / 1000, gaps
+        # On the tick, never in the fast model's burst (all its words at once). The last chunk is the rest,
+        # flushed when both models are done.
+        gaps = [b.at - a.at for a, b in itertools.pairwise(chunks[:-1])]
+        assert not gaps or statistics.median(gaps) > 0.5 * TICK_MS / 1000, gaps
     first = {side: _chunks(seen, side)[0].at for side in "ab"}
     last = {side: _chunks(seen, side)[-1].at for side in "ab"}
     # The fast model's first token came 0.6 s before the slow one's; the page sees both start together ...
     assert abs(first["a"] - first["b"]) < 0.1, first
     # ... and both end together, when the slow model is done, with no wait for the vote.
-    assert abs(last["a"] - last["b"]) < 0.15, last
+    assert abs(last["a"] - last["b"]) < 0.25, last
     slow_request = next(r for r in server.requests if r.body and r.body.get("model") == "slow")
     chunks_sent = -(-len(PROMPT.split()) // SLOW_WORDS_PER_CHUNK)
     slow_done = slow_request.received_at + SLOW_FIRST_TOKEN + (chunks_sent - 1) * SLOW_CHUNK_DELAY
     ready = next(s.at for s in seen if s.event["type"] == "status")
-    assert seen[-1].event["status"] == "ready" and ready - slow_done < 0.6, ready - slow_done
+    # Kept at pace to the end, the fast side would end about 1.4 s after the slow model; it ends with it.
+    assert seen[-1].event["status"] == "ready" and ready - slow_done < 1.0, ready - slow_done
     lengths = {side: len(_chunks(seen, side)) for side in "ab"}
     assert abs(lengths["a"] - lengths["b"]) <= 2, lengths
 
 
-async def test_the_page_json_never_runs_ahead_of_the_stream(server, worker, alice):
+async def test_the_page_json_never_runs_ahead_of_the_stream(server, asgi_server, alice):
     """Polling /api/battles/<code> instead of the socket: before the slow side starts, the fast side's answer
     (long finished by its model) is not there; mid-stream it is a prefix of what the socket showed; a reload
     after the end shows the whole answer."""
     fast, slow = await sync_to_async(_text_models)(server)
     code = await sync_to_async(_owned_battle)(alice, fast, slow, PROMPT)
     fast_side = await sync_to_async(_side_of)(code, fast.slug)
-    socket = _socket(code, alice)
-    assert (await socket.connect())[0]
-    started = await sync_to_async(_enqueue)(code)
-    await asyncio.sleep(SLOW_FIRST_TOKEN / 2)
-    early = (await sync_to_async(alice.get)(f"/api/battles/{code}")).json()["turns"][0]
-    assert early[fast_side]["output"] == "", "the fast model's answer showed before either side started"
-    assert early[fast_side]["status"] in ("queued", "running")
+    async with _socket(asgi_server, code, alice) as socket:
+        started = await sync_to_async(_enqueue)(code)
+        await asyncio.sleep(SLOW_FIRST_TOKEN / 2)
+        early = (await sync_to_async(alice.get)(f"/api/battles/{code}")).json()["turns"][0]
+        assert early[fast_side]["output"] == "", "the fast model's answer showed before either side started"
+        assert early[fast_side]["status"] in ("queued", "running")
 
-    async def poll() -> list[tuple[float, str]]:
-        """Reloads while both sides stream (a reload reads the database; the socket goes on)."""
-        polled = []
-        await asyncio.sleep(max(0.0, started + SLOW_FIRST_TOKEN - time.monotonic()))
-        for _ in range(8):
-            state = (await sync_to_async(alice.get)(f"/api/battles/{code}")).json()
-            polled.append((time.monotonic(), state["turns"][0][fast_side]["output"]))
-            await asyncio.sleep(0.05)
-        return polled
+        async def poll() -> list[tuple[float, str]]:
+            """Reloads while both sides stream (a reload reads the database; the socket goes on)."""
+            polled = []
+            await asyncio.sleep(max(0.0, started + SLOW_FIRST_TOKEN - time.monotonic()))
+            for _ in range(8):
+                state = (await sync_to_async(alice.get)(f"/api/battles/{code}")).json()
+                polled.append((time.monotonic(), state["turns"][0][fast_side]["output"]))
+                await asyncio.sleep(0.05)
+            return polled
 
-    seen, polled = await asyncio.gather(_listen(socket), poll())
-    await socket.disconnect()
+        seen, polled = await asyncio.gather(_listen(socket), poll())
     for at, output in polled:
         # The database holds no more than the page was shown (give the socket a moment to deliver it).
         shown = "".join(c.event["text"] for c in _chunks(seen, fast_side) if c.at <= at + 0.2)
@@ -199,7 +209,7 @@ async def test_the_page_json_never_runs_ahead_of_the_stream(server, worker, alic
     assert after[fast_side]["output"] == PROMPT and after[fast_side]["status"] == "done"
 
 
-async def test_a_side_that_fails_mid_stream_shows_what_it_had_then_its_failure(server, worker, alice):
+async def test_a_side_that_fails_mid_stream_shows_what_it_had_then_its_failure(server, asgi_server, alice):
     fast, _ = await sync_to_async(_text_models)(server)
     broken = await sync_to_async(ModelEntry.objects.create)(
         slug="timing-cut",
@@ -209,11 +219,9 @@ async def test_a_side_that_fails_mid_stream_shows_what_it_had_then_its_failure(s
     )
     code = await sync_to_async(_owned_battle)(alice, fast, broken, PROMPT)
     broken_side = await sync_to_async(_side_of)(code, broken.slug)
-    socket = _socket(code, alice)
-    assert (await socket.connect())[0]
-    await sync_to_async(_enqueue)(code)
-    seen = await _listen(socket)
-    await socket.disconnect()
+    async with _socket(asgi_server, code, alice) as socket:
+        await sync_to_async(_enqueue)(code)
+        seen = await _listen(socket)
     events = [s.event for s in seen if s.event.get("side") == broken_side]
     failed_at = next(i for i, e in enumerate(events) if e["type"] == "failed")
     assert not [e for e in events[failed_at:] if e["type"] == "chunk"], "a chunk after the failure"
@@ -275,28 +283,31 @@ def slow_media(request) -> Iterator[tuple[str, str]]:
             yield "3d", remote.url("slow-ply")
 
 
-async def test_image_and_3d_sides_are_shown_together_on_every_channel(slow_media, worker, alice, settings):
+async def test_image_and_3d_sides_are_shown_together_on_every_channel(
+    slow_media, asgi_server, alice, settings
+):
     modality, slow_url = slow_media
     fast, slow = await sync_to_async(_media_models)(modality, slow_url)
     code = await sync_to_async(_owned_battle)(alice, fast, slow, "a small red chair")
     fast_side = await sync_to_async(_side_of)(code, fast.slug)
-    socket = _socket(code, alice)
-    assert (await socket.connect())[0]
-    started = await sync_to_async(_enqueue)(code)
-    finished = await _done(code, fast_side)  # the demo side is done; the slow one is not
-    assert time.monotonic() - started < SLOW_MEDIA_SECONDS - 0.5, "the demo side was too slow to test"
-    state = (await sync_to_async(alice.get)(f"/api/battles/{code}")).json()
-    assert [state["turns"][0][s]["media"] for s in "ab"] == [None, None], "a finished side showed early"
-    assert {state["turns"][0][s]["status"] for s in "ab"} <= {"queued", "running"}
-    early_file = await sync_to_async(alice.get)(f"/m/{code}/0/{fast_side}.{finished.media_format}")
-    assert early_file.status_code == 404, "the finished side's file was served before the other side's"
-    seen = await _listen(socket, timeout=60)
-    await socket.disconnect()
+    async with _socket(asgi_server, code, alice) as socket:
+        started = await sync_to_async(_enqueue)(code)
+        finished = await _done(code, fast_side)  # the demo side is done; the slow one is not
+        slow_side = "b" if fast_side == "a" else "a"
+        slow_gen = await sync_to_async(Generation.objects.get)(battle__code=code, side=slow_side)
+        assert slow_gen.status != "done", "the demo side was too slow to test"
+        state = (await sync_to_async(alice.get)(f"/api/battles/{code}")).json()
+        assert [state["turns"][0][s]["media"] for s in "ab"] == [None, None], "a finished side showed early"
+        assert {state["turns"][0][s]["status"] for s in "ab"} <= {"queued", "running"}
+        early_file = await sync_to_async(alice.get)(f"/m/{code}/0/{fast_side}.{finished.media_format}")
+        assert early_file.status_code == 404, "the finished side's file was served before the other side's"
+        seen = await _listen(socket, timeout=60)
 
     done = [s for s in seen if s.event["type"] == "done"]
     assert [s.event["side"] for s in done] == ["a", "b"]
     assert done[0].at - started > SLOW_MEDIA_SECONDS - 0.2, "a done event came before the slow side was done"
-    assert done[1].at - done[0].at < 0.1, "the done events tell the order"
+    # Sent together, by whichever side finished last: a's then b's, nothing between them.
+    assert seen.index(done[1]) == seen.index(done[0]) + 1 and done[1].at - done[0].at < 0.5
     progress = [s.event for s in seen if s.event["type"] == "progress"]
     step = settings.ARENA_MEDIA_PROGRESS_STEP
     sides: dict[float, list[str]] = {}
