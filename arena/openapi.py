@@ -297,6 +297,7 @@ def _battle_paths() -> dict[str, Any]:
                     **_BATTLE_ERRORS,
                     "409": _error("Not ready, already voted, or at the turn limit."),
                     "422": _error("The prompt was blocked by the content policy."),
+                    "429": _limited("Too many generations; see Retry-After."),
                 },
             }
         },
@@ -305,10 +306,16 @@ def _battle_paths() -> dict[str, Any]:
                 "summary": "Pass on this pair: recorded, never voted, on no board.",
                 "operationId": "battleSkip",
                 "parameters": [_CODE],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}},
+                },
                 "responses": {
                     "200": _json(state, "The battle is skipped."),
+                    "400": _error("The body is not the empty JSON object {}."),
                     **_BATTLE_ERRORS,
                     "409": _error("Already voted, skipped, or failed."),
+                    "429": _limited("Too many votes and skips; see Retry-After."),
                 },
             }
         },
@@ -317,10 +324,16 @@ def _battle_paths() -> dict[str, Any]:
                 "summary": "Both models answer the last message again; only the final pair is voted.",
                 "operationId": "battleRegenerate",
                 "parameters": [_CODE],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}},
+                },
                 "responses": {
                     "200": _json(state, "Both sides are generating again."),
+                    "400": _error("The body is not the empty JSON object {}."),
                     **_BATTLE_ERRORS,
                     "409": _error("Still generating, voted, skipped, or not a text battle."),
+                    "429": _limited("Too many generations; see Retry-After."),
                 },
             }
         },

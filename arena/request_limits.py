@@ -20,6 +20,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import redis.exceptions
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.urls import Resolver404, resolve
@@ -156,6 +157,15 @@ async def _spent(endpoint: str | None, method: str, meta: dict[str, str]) -> Rat
     return None
 
 
+async def _spent_or_unknown(endpoint: str | None, method: str, meta: dict[str, str]) -> RateLimited | None:
+    """_spent, or None when the counters cannot be read (Redis down): the request then reaches Django, whose
+    own limit check meets the same outage and answers 503 with Retry-After, storing nothing."""
+    try:
+        return await _spent(endpoint, method, meta)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        return None
+
+
 async def _answer(send: Send, headers: dict[str, str], exc: ArenaError) -> None:
     """An error answered here, outside Django: JSON (plain text for a browser's form post), closing the
     connection so the unread body is not waited for."""
@@ -189,7 +199,7 @@ class RequestGuard:
         limit = body_limit(endpoint, headers.get("content-type", ""))
         refusal = self._length_refusal(headers.get("content-length"), limit)
         if refusal is None:
-            refusal = await _spent(endpoint, scope.get("method", ""), meta_of(scope, headers))
+            refusal = await _spent_or_unknown(endpoint, scope.get("method", ""), meta_of(scope, headers))
         if refusal is not None:
             await _answer(send, headers, refusal)
             return

@@ -38,6 +38,19 @@ def _fresh_cache() -> None:
         client.delete(*keys)
 
 
+@pytest.fixture(autouse=True)
+def _own_channel_layer() -> Iterator[None]:
+    """Each test's event loop gets a channel layer of its own. channels-redis binds its receive lock to the
+    loop that receives first; a server process has one loop, but each async test and each test server here
+    makes a new one, and a receive cancelled as the last test's loop closed must not leave its lock to this
+    one."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def demo_models(db: None) -> list[ModelEntry]:
     demo_seed(media=False)  # the text demo models; tests of the image and 3D demo seed their own

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 
 import pytest
 from celery.worker import state as worker_state
-from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.db.models import Q
@@ -115,17 +114,6 @@ def leaks(text: str, models: list[ModelEntry]) -> list[str]:
 # --- Error wording: voters read the kind, staff read the words ----------------------------------------------
 
 
-@pytest.fixture
-def own_channel_layer() -> Iterator[None]:
-    """This test's event loop gets a channel layer of its own. channels-redis binds its receive lock to the
-    loop that receives first; a server process has one loop, but each asyncio.run here makes a new one, and a
-    receive cancelled as the last test's loop closed must not leave its lock to this one (or the next
-    test)."""
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
-
-
 def owned_battle(client: Client, model_a: ModelEntry, model_b: ModelEntry, prompt: str) -> Battle:
     """A battle in this client's session, written directly so the socket can listen before its sides run."""
     voter = Voter.objects.create(session_hash=f"failures-{model_a.slug}")
@@ -167,9 +155,7 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_voters_read_a_neutral_failure_text_and_staff_the_backends_words(
-    fault, worker, server, alice, own_channel_layer
-):
+def test_voters_read_a_neutral_failure_text_and_staff_the_backends_words(fault, worker, server, alice):
     setup, kind, detail = FAULTS[fault]
     healthy = openai_model("steady", server)
     failing = openai_model(f"broken-{fault}", server, **setup.get("config", {}))

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import pytest
 import websockets
 from asgiref.sync import sync_to_async
-from channels.layers import channel_layers
 from django.test import Client
 
 from arena.models import Battle, Generation, ModelEntry
@@ -63,15 +62,6 @@ def _paced(settings, tmp_path) -> None:
     settings.ARENA_STREAM_TICK_MS = TICK_MS
     settings.ARENA_STREAM_TICK_CHARS = CHARS
     settings.MEDIA_ROOT = tmp_path / "media"
-
-
-@pytest.fixture(autouse=True)
-def _own_channel_layer() -> Iterator[None]:
-    """Each test's server (uvicorn) runs its own event loop. channels-redis binds its receive state to the
-    loop that receives first, so a layer left by the last test's server would refuse this one's consumers."""
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
 
 
 @pytest.fixture
