@@ -41,6 +41,8 @@ def configure(mode: str) -> None:
     # One client starts every battle: per-voter limits would stop the run, not measure it.
     os.environ["ARENA_BATTLE_RATE_PER_VOTER"] = os.environ["ARENA_BATTLE_RATE_PER_IP"] = "off"
     os.environ["ARENA_BATTLE_RATE_PER_NETWORK"] = "off"
+    for scope in ("VOTER", "IP", "NETWORK"):  # the generation budget too: one client starts every battle
+        os.environ[f"ARENA_GENERATION_RATE_PER_{scope}"] = "off"
     if mode in ("services", "deployed"):
         import psycopg
 
