@@ -7,7 +7,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from workers.models import ScheduleRun
-from workers.schedule import schedule_status
+from workers.schedule import ScheduleStatus, entry_status, schedule_status
 
 
 @admin.register(ScheduleRun)
@@ -26,8 +26,8 @@ class ScheduleRunAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: ScheduleRun | None = None) -> bool:
         return False
 
-    def _status(self, obj: ScheduleRun) -> object:
-        return next((s for s in schedule_status() if s.name == obj.name), None)
+    def _status(self, obj: ScheduleRun) -> ScheduleStatus | None:
+        return entry_status(obj.name, obj)  # from the row itself: no query per row
 
     @admin.display(description="every")
     def every(self, obj: ScheduleRun) -> str:

@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery.beat import PersistentScheduler, ScheduleEntry, Scheduler
 from celery.signals import task_postrun
@@ -25,6 +25,9 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import F
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from workers.models import ScheduleRun
 
 logger = logging.getLogger(__name__)
 
@@ -155,27 +158,30 @@ def _overdue(last_sent: datetime | None, every: float, now: float) -> bool:
     return now - since > allowed
 
 
+def entry_status(name: str, row: ScheduleRun | None, *, now: float | None = None) -> ScheduleStatus | None:
+    """One schedule entry's status from its row (None: no row yet), or None if `name` is not scheduled."""
+    entry = schedule_entries().get(name)
+    if entry is None:
+        return None
+    every = _interval_seconds(entry)
+    sent = row.last_sent_at if row else None
+    return ScheduleStatus(
+        name=name,
+        task=entry["task"],
+        every_seconds=every,
+        last_sent_at=sent,
+        last_finished_at=row.last_finished_at if row else None,
+        last_state=row.last_state if row else "",
+        last_detail=row.last_detail if row else "",
+        overdue=_overdue(sent, every, time.time() if now is None else now),
+    )
+
+
 def schedule_status() -> list[ScheduleStatus]:
-    """Every schedule entry with when it last ran and whether beat is late with it."""
+    """Every schedule entry with when it last ran and whether beat is late with it (one query)."""
     from workers.models import ScheduleRun
 
     rows = {row.name: row for row in ScheduleRun.objects.all()}
     now = time.time()
-    out = []
-    for name, entry in sorted(schedule_entries().items()):
-        every = _interval_seconds(entry)
-        row = rows.get(name)
-        sent = row.last_sent_at if row else None
-        out.append(
-            ScheduleStatus(
-                name=name,
-                task=entry["task"],
-                every_seconds=every,
-                last_sent_at=sent,
-                last_finished_at=row.last_finished_at if row else None,
-                last_state=row.last_state if row else "",
-                last_detail=row.last_detail if row else "",
-                overdue=_overdue(sent, every, now),
-            )
-        )
-    return out
+    statuses = (entry_status(name, rows.get(name), now=now) for name in sorted(schedule_entries()))
+    return [status for status in statuses if status is not None]

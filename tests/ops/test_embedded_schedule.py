@@ -219,3 +219,22 @@ def test_what_a_periodic_run_did_is_shown_to_operators_only(client, admin_client
     staff = admin_client.get("/readyz?strict=1").json()["checks"]["schedule"]
     entries = staff.get("entries") or staff["detail"]
     assert entries["fraud-sweep"]["last_detail"].startswith("40 votes scanned")
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_periodic_tasks_with_their_lateness_in_a_bounded_number_of_queries(
+    admin_client, django_assert_max_num_queries
+) -> None:
+    now = timezone.now()
+    ScheduleRun.objects.create(
+        name="generation-sweep",
+        task="workers.tasks.generation_sweep_task",
+        last_sent_at=now - timedelta(hours=1),
+    )
+    ScheduleRun.objects.create(name="model-probe", task="workers.tasks.model_probe_task", last_sent_at=now)
+    with django_assert_max_num_queries(12):  # no query per row: lateness comes from the row itself
+        page = admin_client.get("/admin/workers/schedulerun/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "generation-sweep" in html and "model-probe" in html and "30 s" in html
+    assert 'alt="False"' in html and 'alt="True"' in html  # one overdue, one on time
