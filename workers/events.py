@@ -56,6 +56,27 @@ def stream_key(code: str, turn: int, side: str) -> str:
     return f"arena:stream:{code}:{turn}:{side}"
 
 
+# What this process last recorded per side: a pacer publishes one side's chunks in order from one thread, so
+# the next chunk extends it and the read of the record back from the cache (a round trip per 50 ms tick) is
+# skipped. Dropped when the side ends here; cleared whole past a bound.
+_recorded: dict[str, tuple[object, str]] = {}
+_recorded_lock = threading.Lock()
+_RECORDED_MAX = 10_000
+
+
+def _recorded_here(key: str, attempt: object, offset: int) -> str | None:
+    with _recorded_lock:
+        held = _recorded.get(key)
+    if held is not None and held[0] == attempt and len(held[1]) == offset:
+        return held[1]
+    return None
+
+
+def _recorded_forget(code: str, event: dict[str, Any]) -> None:
+    with _recorded_lock:
+        _recorded.pop(stream_key(code, int(event.get("turn", 0)), str(event.get("side", ""))), None)
+
+
 def stream_record(code: str, event: dict[str, Any]) -> None:
     """Keep the text a side has published so far (this attempt's), so a socket that joins or rejoins
     mid-stream resumes from its last offset (arena.consumers, "sync") instead of the page polling the
@@ -65,12 +86,18 @@ def stream_record(code: str, event: dict[str, Any]) -> None:
     try:
         key = stream_key(code, int(event["turn"]), str(event["side"]))
         attempt, offset, text = event.get("attempt"), int(event["offset"]), str(event["text"])
-        held = cache.get(key) if offset else None
-        have = held["text"] if held and held.get("attempt") == attempt else ""
+        have = _recorded_here(key, attempt, offset)
+        if have is None:  # not this process's last write (the other side's pacer sent a first chunk): read it
+            held = cache.get(key) if offset else None
+            have = held["text"] if held and held.get("attempt") == attempt else ""
         if offset > len(have):
             return  # a chunk past a gap (a lost write): keep the prefix we know
-        ttl = settings.ARENA_GENERATION_HARD_LIMIT + 60
-        cache.set(key, {"attempt": attempt, "text": have[:offset] + text}, ttl)
+        recorded = have[:offset] + text
+        cache.set(key, {"attempt": attempt, "text": recorded}, settings.ARENA_GENERATION_HARD_LIMIT + 60)
+        with _recorded_lock:
+            if len(_recorded) >= _RECORDED_MAX:  # sides finished in another process are never popped here
+                _recorded.clear()
+            _recorded[key] = (attempt, recorded)
     except Exception:  # the cache is a convenience for resuming pages; never fail a generation for it
         logger.warning("could not record a chunk of %s", code, exc_info=True)
 
@@ -89,4 +116,6 @@ def battle_publish(code: str, event: dict[str, Any]) -> None:
     page a resync (one state message on its socket)."""
     if event.get("type") == "chunk":
         stream_record(code, event)  # before the send: a socket joining meanwhile finds it in one or the other
+    elif event.get("type") in ("done", "failed"):
+        _recorded_forget(code, event)
     group_publish(battle_group(code), {"type": "battle.event", "event": event})
