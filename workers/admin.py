@@ -40,13 +40,14 @@ class ScheduleRunAdmin(admin.ModelAdmin):
         return status.overdue if status else None
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> object:
-        # Entries beat has never sent have no row yet: say so above the list, with the time now for reference.
-        missing = [s.name for s in schedule_status() if s.last_sent_at is None]
+        # Entries beat has never sent have no row yet: say so above the list once they are late (beat sends
+        # each one first an interval after it starts, so right after a start none is missing yet).
+        missing = [s.name for s in schedule_status() if s.last_sent_at is None and s.overdue]
         context = {**(extra_context or {})}
         if missing:
             self.message_user(
                 request,
-                f"Never sent by beat (as of {timezone.now():%H:%M:%S}): {', '.join(missing)}. "
+                f"Overdue, never sent by beat (as of {timezone.now():%H:%M:%S}): {', '.join(missing)}. "
                 "Is beat running? See /readyz?strict=1.",
                 level="warning",
             )
